@@ -1,1 +1,31 @@
-//! Placeholder: being written.
+//! wasmlet's local image store, shared by the daemon (CRI ImageService) and the CLI
+//! (`wasmlet image import`), possibly in two processes at once: `.wasm` files and OCI image layouts are
+//! imported into a content-addressed store on disk, each Wasm binary is compiled once for the current
+//! engine, and images are resolved, listed and removed like containerd's. See [`ImageStore`] for the
+//! on-disk layout and its crash and concurrency guarantees, and [`normalize`] for references.
+
+mod atomic;
+mod digest;
+mod error;
+mod import;
+mod import_layout;
+mod import_wasm;
+mod lock;
+mod oci;
+mod record;
+mod reference;
+mod remove;
+mod resolve;
+mod staging;
+mod store;
+mod tar_find;
+mod usage;
+
+#[cfg(test)]
+mod testutil;
+
+pub use error::Error;
+pub use record::{ImageConfig, ImageRecord};
+pub use reference::{DEFAULT_REGISTRY, Reference, normalize};
+pub use store::ImageStore;
+pub use usage::FsUsage;

@@ -1,0 +1,136 @@
+//! The runtime's errors, shaped like gRPC codes, and their one mapping to `tonic::Status`.
+
+use std::path::PathBuf;
+
+use tonic::{Code, Status};
+use wasmlet_shim::protocol::RemoteError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    AlreadyExists(String),
+    #[error("{0}")]
+    InvalidArgument(String),
+    #[error("{0}")]
+    FailedPrecondition(String),
+    #[error("{0}")]
+    Unimplemented(String),
+    #[error(transparent)]
+    Shim(#[from] wasmlet_shim::Error),
+    #[error(transparent)]
+    Image(#[from] wasmlet_image::Error),
+    #[error("{op} {path}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl Error {
+    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
+        let path = path.into();
+        move |source| Error::Io { op, path, source }
+    }
+
+    /// The gRPC code this error is reported with.
+    pub fn code(&self) -> Code {
+        match self {
+            Error::NotFound(_) => Code::NotFound,
+            Error::AlreadyExists(_) => Code::AlreadyExists,
+            Error::InvalidArgument(_) => Code::InvalidArgument,
+            Error::FailedPrecondition(_) => Code::FailedPrecondition,
+            Error::Unimplemented(_) => Code::Unimplemented,
+            Error::Io { .. } | Error::Internal(_) => Code::Internal,
+            Error::Shim(e) => shim_code(e),
+            Error::Image(e) => image_code(e),
+        }
+    }
+}
+
+fn shim_code(e: &wasmlet_shim::Error) -> Code {
+    use wasmlet_shim::Error as S;
+    match e {
+        S::Remote(RemoteError::NotFound(_)) => Code::NotFound,
+        S::Remote(RemoteError::AlreadyExists(_)) => Code::AlreadyExists,
+        S::Remote(RemoteError::FailedPrecondition(_)) => Code::FailedPrecondition,
+        S::Remote(RemoteError::InvalidArgument(_)) => Code::InvalidArgument,
+        S::Remote(RemoteError::Internal(_)) => Code::Internal,
+        S::Unreachable { .. } => Code::Unavailable,
+        S::Io { .. } | S::Protocol(_) | S::Spawn(_) | S::Wasm(_) => Code::Internal,
+    }
+}
+
+fn image_code(e: &wasmlet_image::Error) -> Code {
+    use wasmlet_image::Error as I;
+    match e {
+        I::InvalidReference { .. } => Code::InvalidArgument,
+        I::NotFound { .. } => Code::NotFound,
+        I::NotWasm { .. } => Code::FailedPrecondition,
+        I::Conflict { .. } => Code::AlreadyExists,
+        I::Corrupt { .. } => Code::DataLoss,
+        I::Compile { .. } => Code::InvalidArgument,
+        I::Io { .. } => Code::Internal,
+    }
+}
+
+impl From<Error> for Status {
+    fn from(e: Error) -> Status {
+        Status::new(e.code(), chain(&e))
+    }
+}
+
+/// The error and its sources, `: `-separated: the whole story in one gRPC message.
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut source = e.source();
+    while let Some(inner) = source {
+        let text = inner.to_string();
+        if !s.ends_with(&text) {
+            s.push_str(": ");
+            s.push_str(&text);
+        }
+        source = inner.source();
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_variant_maps_to_its_code() {
+        let io = || std::io::Error::other("disk");
+        let table: Vec<(Error, Code)> = vec![
+            (Error::NotFound("x".into()), Code::NotFound),
+            (Error::AlreadyExists("x".into()), Code::AlreadyExists),
+            (Error::InvalidArgument("x".into()), Code::InvalidArgument),
+            (Error::FailedPrecondition("x".into()), Code::FailedPrecondition),
+            (Error::Unimplemented("x".into()), Code::Unimplemented),
+            (Error::Internal("x".into()), Code::Internal),
+            (Error::Io { op: "reading", path: "/x".into(), source: io() }, Code::Internal),
+            (Error::Shim(wasmlet_shim::Error::Remote(RemoteError::NotFound("c".into()))), Code::NotFound),
+            (Error::Shim(wasmlet_shim::Error::Remote(RemoteError::AlreadyExists("c".into()))), Code::AlreadyExists),
+            (Error::Shim(wasmlet_shim::Error::Remote(RemoteError::FailedPrecondition("c".into()))), Code::FailedPrecondition),
+            (Error::Shim(wasmlet_shim::Error::Remote(RemoteError::InvalidArgument("c".into()))), Code::InvalidArgument),
+            (Error::Shim(wasmlet_shim::Error::Remote(RemoteError::Internal("c".into()))), Code::Internal),
+            (Error::Shim(wasmlet_shim::Error::Unreachable { path: "/s".into(), source: io() }), Code::Unavailable),
+            (Error::Shim(wasmlet_shim::Error::Protocol("p".into())), Code::Internal),
+            (Error::Shim(wasmlet_shim::Error::Spawn("p".into())), Code::Internal),
+        ];
+        let io_err = Error::Io { op: "reading", path: "/x".into(), source: io() };
+        assert_eq!(chain(&io_err), "reading /x: disk");
+        for (err, code) in table {
+            let msg = chain(&err);
+            let status = Status::from(err);
+            assert_eq!(status.code(), code, "{msg}");
+            assert_eq!(status.message(), msg);
+        }
+    }
+}

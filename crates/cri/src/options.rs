@@ -1,0 +1,32 @@
+//! Where the runtime keeps its state and how it starts shims.
+
+use std::path::PathBuf;
+
+/// Paths and settings of one runtime instance (the binary fills them from flags and config).
+#[derive(Debug, Clone)]
+pub struct RuntimeOptions {
+    /// Durable state: sandbox and container records, images (default `/var/lib/wasmlet`).
+    pub root: PathBuf,
+    /// Volatile state: one directory per shim with its socket and exit records (default `/run/wasmlet`).
+    pub state: PathBuf,
+    /// The image store (default `<root>/images`).
+    pub images: PathBuf,
+    /// The `wasmlet` binary started as `wasmlet shim` for each pod.
+    pub shim_exe: PathBuf,
+    /// `tracing` filter passed to shims.
+    pub shim_log_filter: String,
+}
+
+impl RuntimeOptions {
+    pub fn sandboxes_dir(&self) -> PathBuf {
+        self.root.join("sandboxes")
+    }
+    pub fn containers_dir(&self) -> PathBuf {
+        self.root.join("containers")
+    }
+    /// The shim's directory. Named by the first 24 hex digits of the sandbox id (96 bits) so
+    /// that its socket path stays within the 108 bytes a unix socket address allows.
+    pub fn shim_dir(&self, sandbox_id: &str) -> PathBuf {
+        self.state.join("shims").join(&sandbox_id[..sandbox_id.len().min(24)])
+    }
+}

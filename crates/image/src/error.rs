@@ -1,0 +1,97 @@
+//! The one error type of the image store, shaped for the CRI boundary (each variant maps to one gRPC code).
+
+use std::io;
+use std::path::PathBuf;
+
+/// Everything that can go wrong in the image store.
+///
+/// Variants carry their cause as a `#[source]` and do not repeat it in their message: print the whole
+/// chain (e.g. `anyhow`'s `{:#}`) to see it.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The reference (or the name to import under) is not a valid image reference. gRPC: InvalidArgument.
+    #[error("invalid image reference {reference:?}: {reason}")]
+    InvalidReference { reference: String, reason: String },
+    /// No image matches. gRPC: NotFound.
+    #[error("image {reference:?} not found")]
+    NotFound { reference: String },
+    /// The input is not a Wasm image (a Linux image, no Wasm layer, bad magic). gRPC: InvalidArgument.
+    #[error("{image} is not a Wasm image: {detail}")]
+    NotWasm { image: String, detail: String },
+    /// A blob, manifest, config, index or record is damaged: digest or size mismatch, bad JSON, oversize.
+    /// gRPC: DataLoss for the store's own files, InvalidArgument for an imported layout.
+    #[error("{what} is corrupt: {detail}")]
+    Corrupt { what: String, detail: String },
+    /// The image id (the config digest) is already taken by an image with different Wasm content. gRPC:
+    /// AlreadyExists.
+    #[error("image {image} conflicts with a stored image: {detail}")]
+    Conflict { image: String, detail: String },
+    /// The Wasm module or component did not compile (or the engine could not be created). gRPC:
+    /// InvalidArgument (FailedPrecondition for an engine error).
+    #[error("compiling {image}")]
+    Compile {
+        image: String,
+        #[source]
+        source: wasmlet_wasm::Error,
+    },
+    /// A filesystem operation failed. gRPC: Internal (NotFound is never reported this way).
+    #[error("I/O error on {}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl Error {
+    pub(crate) fn corrupt(what: impl Into<String>, detail: impl Into<String>) -> Self {
+        Error::Corrupt {
+            what: what.into(),
+            detail: detail.into(),
+        }
+    }
+
+    pub(crate) fn not_wasm(image: impl Into<String>, detail: impl Into<String>) -> Self {
+        Error::NotWasm {
+            image: image.into(),
+            detail: detail.into(),
+        }
+    }
+
+    pub(crate) fn invalid(reference: &str, reason: impl Into<String>) -> Self {
+        Error::InvalidReference {
+            reference: reference.to_owned(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// `map_err` helper: `fs::read(&p).map_err(io_err(&p))`.
+pub(crate) fn io_err(path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> Error {
+    let path = path.into();
+    move |source| Error::Io { path, source }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error as _;
+
+    #[test]
+    fn io_errors_name_the_path_and_keep_the_cause_as_source() {
+        let err = io_err("/var/lib/x")(io::Error::from(io::ErrorKind::NotFound));
+        assert_eq!(err.to_string(), "I/O error on /var/lib/x");
+        assert!(err.source().is_some());
+    }
+
+    #[test]
+    fn messages_name_their_subject() {
+        let err = Error::invalid("Hello", "repository name must be lowercase");
+        assert!(err.to_string().contains("\"Hello\""), "{err}");
+        let err = Error::not_wasm(
+            "docker.io/library/nginx:latest",
+            "linux images are not supported yet",
+        );
+        assert!(err.to_string().contains("nginx"), "{err}");
+    }
+}

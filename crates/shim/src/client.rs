@@ -1,0 +1,127 @@
+//! The daemon's side of the shim protocol (async, tokio).
+
+use std::path::{Path, PathBuf};
+
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::net::UnixStream;
+use tokio::net::unix::OwnedReadHalf;
+
+use crate::protocol::{ContainerState, Event, Request, Response, WasmSpec, socket_path};
+use crate::Error;
+
+/// A handle on one shim; each call opens a fresh connection.
+#[derive(Debug, Clone)]
+pub struct ShimClient {
+    socket: PathBuf,
+}
+
+/// The exit events of one shim, in order.
+pub struct Subscription {
+    lines: Lines<BufReader<OwnedReadHalf>>,
+    _write: tokio::net::unix::OwnedWriteHalf,
+}
+
+impl Subscription {
+    /// The next exit; `None` once the shim has gone away.
+    pub async fn next(&mut self) -> Option<Event> {
+        loop {
+            let line = self.lines.next_line().await.ok()??;
+            if let Ok(event) = serde_json::from_str(&line) {
+                return Some(event);
+            }
+        }
+    }
+}
+
+impl ShimClient {
+    pub fn new(shim_dir: &Path) -> Self {
+        ShimClient { socket: socket_path(shim_dir) }
+    }
+
+    async fn connect(&self, request: &Request) -> Result<(Lines<BufReader<OwnedReadHalf>>, tokio::net::unix::OwnedWriteHalf), Error> {
+        let stream = UnixStream::connect(&self.socket)
+            .await
+            .map_err(|source| Error::Unreachable { path: self.socket.clone(), source })?;
+        let (read, mut write) = stream.into_split();
+        let mut bytes = serde_json::to_vec(request).map_err(|e| Error::Protocol(e.to_string()))?;
+        bytes.push(b'\n');
+        write.write_all(&bytes).await.map_err(|source| Error::Unreachable { path: self.socket.clone(), source })?;
+        Ok((BufReader::new(read).lines(), write))
+    }
+
+    /// Sends one request and returns its response; a shim-side error becomes [`Error::Remote`].
+    pub async fn call(&self, request: &Request) -> Result<Response, Error> {
+        let (mut lines, _write) = self.connect(request).await?;
+        let line = lines
+            .next_line()
+            .await
+            .map_err(|source| Error::Unreachable { path: self.socket.clone(), source })?
+            .ok_or_else(|| Error::Protocol("the shim closed the connection without answering".into()))?;
+        match serde_json::from_str(&line).map_err(|e| Error::Protocol(format!("bad response: {e}")))? {
+            Response::Error(e) => Err(Error::Remote(e)),
+            other => Ok(other),
+        }
+    }
+
+    pub async fn subscribe(&self) -> Result<Subscription, Error> {
+        let (mut lines, write) = self.connect(&Request::Subscribe).await?;
+        lines
+            .next_line()
+            .await
+            .map_err(|source| Error::Unreachable { path: self.socket.clone(), source })?
+            .ok_or_else(|| Error::Protocol("the shim refused the subscription".into()))?;
+        Ok(Subscription { lines, _write: write })
+    }
+
+    pub async fn ping(&self) -> Result<u32, Error> {
+        match self.call(&Request::Ping).await? {
+            Response::Pong { pid } => Ok(pid),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    pub async fn create(&self, id: &str, spec: WasmSpec) -> Result<(), Error> {
+        self.call(&Request::Create { id: id.into(), spec }).await.map(drop)
+    }
+
+    pub async fn start(&self, id: &str) -> Result<i64, Error> {
+        match self.call(&Request::Start { id: id.into() }).await? {
+            Response::Started { started_at } => Ok(started_at),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    pub async fn stop(&self, id: &str, timeout_ms: u64) -> Result<(), Error> {
+        self.call(&Request::Stop { id: id.into(), timeout_ms }).await.map(drop)
+    }
+
+    pub async fn state(&self, id: &str) -> Result<ContainerState, Error> {
+        match self.call(&Request::State { id: id.into() }).await? {
+            Response::State(s) => Ok(s),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    pub async fn list(&self) -> Result<Vec<(String, ContainerState)>, Error> {
+        match self.call(&Request::List).await? {
+            Response::List(l) => Ok(l),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    pub async fn remove(&self, id: &str) -> Result<(), Error> {
+        self.call(&Request::Remove { id: id.into() }).await.map(drop)
+    }
+
+    pub async fn reopen_log(&self, id: &str) -> Result<(), Error> {
+        self.call(&Request::ReopenLog { id: id.into() }).await.map(drop)
+    }
+
+    pub async fn shutdown(&self) -> Result<(), Error> {
+        self.call(&Request::Shutdown).await.map(drop)
+    }
+}
+
+fn unexpected(response: Response) -> Error {
+    Error::Protocol(format!("unexpected response {response:?}"))
+}

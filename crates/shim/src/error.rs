@@ -1,0 +1,37 @@
+//! Errors of the shim and of talking to it.
+
+use std::path::PathBuf;
+
+/// What can go wrong in the shim or between the daemon and a shim.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{op} {path}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("shim protocol: {0}")]
+    Protocol(String),
+    #[error("shim at {path} is not reachable")]
+    Unreachable {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("starting the shim: {0}")]
+    Spawn(String),
+    /// The shim answered with an error of its own.
+    #[error("{0}")]
+    Remote(crate::protocol::RemoteError),
+    #[error(transparent)]
+    Wasm(#[from] wasmlet_wasm::Error),
+}
+
+impl Error {
+    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
+        let path = path.into();
+        move |source| Error::Io { op, path, source }
+    }
+}

@@ -1,0 +1,21 @@
+//! The shim: one supervisor process per pod. It runs the pod's Wasm containers under wasmtime (one
+//! thread each), writes their output in the CRI log format, records each exit on disk, and keeps
+//! running when the daemon that started it dies, so a daemon restart stops nothing.
+//!
+//! The daemon talks to a shim over a unix socket in the pod's shim directory with the small
+//! JSON-lines protocol in [`protocol`]; [`client`] is the daemon's side, [`server`] the shim's.
+
+pub mod atomic;
+pub mod client;
+mod cri_log;
+mod error;
+mod executor;
+mod limiter;
+pub mod protocol;
+pub mod server;
+pub mod spawn;
+mod supervisor;
+mod wasi_stdio;
+
+pub use cri_log::{CriLog, LogStream};
+pub use error::Error;

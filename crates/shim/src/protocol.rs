@@ -1,0 +1,126 @@
+//! The daemon↔shim protocol: one JSON request line, one JSON response line, per connection
+//! (except [`Request::Subscribe`], whose connection then carries one [`Event`] line per exit).
+//!
+//! The shim never sees the CRI or OCI: a container arrives as a [`WasmSpec`], the small context
+//! a Wasm engine needs (argv, env, preopens, log file), built by the daemon.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// A container as the Wasm executor sees it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WasmSpec {
+    /// The precompiled artifact (`.cwasm`) to map.
+    pub artifact: PathBuf,
+    /// `true` for a component (WASI 0.2 `wasi:cli/run`), `false` for a core module (WASI p1 `_start`).
+    pub component: bool,
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub working_dir: String,
+    pub preopens: Vec<Preopen>,
+    /// The CRI log file (`log_directory/log_path`); `None` discards output.
+    pub log_path: Option<PathBuf>,
+    /// Cap on the guest's linear memory in bytes (from `memory_limit_in_bytes`).
+    pub memory_limit: Option<u64>,
+}
+
+/// A host directory made visible to the guest at `guest_path`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Preopen {
+    pub host_path: PathBuf,
+    pub guest_path: String,
+    pub readonly: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Request {
+    Ping,
+    Create { id: String, spec: WasmSpec },
+    Start { id: String },
+    /// Stops the container; answers once it has exited (or after `timeout_ms` more).
+    Stop { id: String, timeout_ms: u64 },
+    State { id: String },
+    List,
+    /// Forgets an exited (or kills then forgets a running) container.
+    Remove { id: String },
+    ReopenLog { id: String },
+    /// Keeps the connection open and streams an [`Event`] line per container exit.
+    Subscribe,
+    /// Kills every container, then the shim exits.
+    Shutdown,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Response {
+    Ok,
+    Pong { pid: u32 },
+    Started { started_at: i64 },
+    State(ContainerState),
+    List(Vec<(String, ContainerState)>),
+    Error(RemoteError),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Event {
+    Exited { id: String, exit: ExitRecord },
+}
+
+/// A container's state as its shim knows it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub enum ContainerState {
+    Created,
+    Running { started_at: i64 },
+    Exited(ExitRecord),
+}
+
+/// How a container ended; written to disk by the shim before anyone is told.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ExitRecord {
+    pub started_at: i64,
+    pub finished_at: i64,
+    pub exit_code: i32,
+    /// `Completed`, `Error` or `OOMKilled`, as kubelet expects.
+    pub reason: String,
+    pub message: String,
+}
+
+/// An error the shim reports back, shaped so the daemon can map it to a gRPC code.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub enum RemoteError {
+    NotFound(String),
+    AlreadyExists(String),
+    FailedPrecondition(String),
+    InvalidArgument(String),
+    Internal(String),
+}
+
+impl std::fmt::Display for RemoteError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RemoteError::NotFound(m)
+            | RemoteError::AlreadyExists(m)
+            | RemoteError::FailedPrecondition(m)
+            | RemoteError::InvalidArgument(m)
+            | RemoteError::Internal(m) => f.write_str(m),
+        }
+    }
+}
+
+/// Nanoseconds since the Unix epoch, the unit of every CRI timestamp.
+pub fn now_nanos() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
+}
+
+/// The file a shim records a container's exit in.
+pub fn exit_file(shim_dir: &std::path::Path, id: &str) -> PathBuf {
+    shim_dir.join(format!("{id}.exit.json"))
+}
+
+/// The socket a shim listens on.
+pub fn socket_path(shim_dir: &std::path::Path) -> PathBuf {
+    shim_dir.join("shim.sock")
+}

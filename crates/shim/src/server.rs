@@ -1,0 +1,105 @@
+//! The shim process: binds its socket, detaches from the daemon (double fork, new session) so it
+//! survives the daemon, then serves the protocol, one thread per connection.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::executor::Executor;
+use crate::protocol::{Request, Response, socket_path};
+use crate::supervisor::Supervisor;
+use crate::Error;
+
+/// What `wasmlet shim` is started with.
+#[derive(Debug, Clone)]
+pub struct ShimOptions {
+    pub sandbox_id: String,
+    /// The shim's own directory: socket, exit records, its log.
+    pub dir: PathBuf,
+}
+
+/// Binds the socket and detaches. Must be called while the process is single-threaded: it forks.
+/// Returns in the detached child only, after printing `ready <pid>` on stdout for the spawner.
+pub fn bind_and_detach(opts: &ShimOptions) -> Result<UnixListener, Error> {
+    std::fs::create_dir_all(&opts.dir).map_err(Error::io("creating shim directory", &opts.dir))?;
+    let sock = socket_path(&opts.dir);
+    let _ = std::fs::remove_file(&sock);
+    let listener = UnixListener::bind(&sock).map_err(Error::io("binding", &sock))?;
+    // SAFETY: the process is single-threaded here (documented precondition), so the child may
+    // continue running arbitrary code after fork.
+    match unsafe { libc::fork() } {
+        -1 => return Err(Error::Spawn(format!("fork: {}", std::io::Error::last_os_error()))),
+        0 => {}
+        _ => std::process::exit(0),
+    }
+    // SAFETY: plain syscalls with no memory arguments.
+    unsafe {
+        libc::setsid();
+    }
+    let mut out = std::io::stdout();
+    let _ = writeln!(out, "ready {}", std::process::id());
+    let _ = out.flush();
+    // stdout was the spawner's pipe: point it (and stdin) at /dev/null.
+    if let Ok(null) = std::fs::OpenOptions::new().read(true).write(true).open("/dev/null") {
+        use std::os::fd::AsRawFd;
+        // SAFETY: dup2 onto the standard descriptors of this process.
+        unsafe {
+            libc::dup2(null.as_raw_fd(), 0);
+            libc::dup2(null.as_raw_fd(), 1);
+        }
+    }
+    Ok(listener)
+}
+
+/// Serves requests until a `Shutdown` arrives, then exits the process.
+pub fn serve(opts: ShimOptions, listener: UnixListener) -> Result<(), Error> {
+    let executor = Executor::new()?;
+    let supervisor = Arc::new(Supervisor::new(opts.sandbox_id.clone(), opts.dir.clone(), executor));
+    tracing::info!(sandbox.id = %opts.sandbox_id, pid = std::process::id(), "shim serving");
+    for conn in listener.incoming() {
+        let Ok(conn) = conn else { continue };
+        let supervisor = Arc::clone(&supervisor);
+        let opts = opts.clone();
+        std::thread::spawn(move || {
+            if let Err(e) = handle(conn, &supervisor, &opts) {
+                tracing::debug!(error = %e, "shim connection");
+            }
+        });
+    }
+    Ok(())
+}
+
+fn handle(conn: UnixStream, supervisor: &Arc<Supervisor>, opts: &ShimOptions) -> std::io::Result<()> {
+    let mut reader = BufReader::new(conn.try_clone()?);
+    let mut line = String::new();
+    reader.read_line(&mut line)?;
+    let request: Request = match serde_json::from_str(&line) {
+        Ok(r) => r,
+        Err(e) => return reply(&conn, &Response::Error(crate::protocol::RemoteError::InvalidArgument(format!("bad request: {e}")))),
+    };
+    match request {
+        Request::Subscribe => {
+            reply(&conn, &Response::Ok)?;
+            supervisor.subscribe(conn);
+            Ok(())
+        }
+        Request::Shutdown => {
+            supervisor.stop_all();
+            let _ = std::fs::remove_file(socket_path(&opts.dir));
+            reply(&conn, &Response::Ok)?;
+            tracing::info!(sandbox.id = %opts.sandbox_id, "shim exiting");
+            std::process::exit(0);
+        }
+        other => {
+            let response = supervisor.handle(other).unwrap_or_else(Response::Error);
+            reply(&conn, &response)
+        }
+    }
+}
+
+fn reply(mut conn: &UnixStream, response: &Response) -> std::io::Result<()> {
+    let mut bytes = serde_json::to_vec(response).map_err(std::io::Error::other)?;
+    bytes.push(b'\n');
+    conn.write_all(&bytes)
+}

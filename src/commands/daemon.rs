@@ -1,0 +1,39 @@
+//! `wasmlet daemon`: the CRI server for kubelet and crictl.
+
+use std::process::ExitCode;
+
+use wasmlet_cri::{Runtime, RuntimeOptions};
+
+use crate::config::PathFlags;
+
+#[derive(clap::Args)]
+#[command(after_help = "Every path can be set by flag or in the TOML config file (keys: socket, root, state); flags win.")]
+pub struct Args {
+    #[command(flatten)]
+    paths: PathFlags,
+}
+
+pub fn main(args: Args, log_filter: &str) -> anyhow::Result<ExitCode> {
+    let paths = args.paths.resolve()?;
+    let opts = RuntimeOptions {
+        images: paths.root.join("images"),
+        root: paths.root,
+        state: paths.state,
+        shim_exe: std::env::current_exe()?,
+        shim_log_filter: log_filter.to_string(),
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    rt.block_on(async move {
+        let runtime = Runtime::open(opts).await?;
+        let shutdown = async {
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            tracing::info!("shutting down; pods keep running in their shims");
+        };
+        wasmlet_cri::serve(runtime, &paths.socket, shutdown).await?;
+        Ok(ExitCode::SUCCESS)
+    })
+}

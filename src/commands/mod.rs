@@ -1,0 +1,6 @@
+//! One module per subcommand.
+
+pub mod daemon;
+pub mod image;
+pub mod run;
+pub mod shim;

@@ -1,0 +1,98 @@
+//! The daemon's configuration: built-in defaults, overridden by a TOML file, overridden by flags.
+//!
+//! ```toml
+//! socket = "/run/wasmlet/wasmlet.sock"
+//! root = "/var/lib/wasmlet"
+//! state = "/run/wasmlet"
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::Deserialize;
+
+pub const DEFAULT_CONFIG: &str = "/etc/wasmlet/config.toml";
+pub const DEFAULT_SOCKET: &str = "/run/wasmlet/wasmlet.sock";
+pub const DEFAULT_ROOT: &str = "/var/lib/wasmlet";
+pub const DEFAULT_STATE: &str = "/run/wasmlet";
+
+/// What the config file may set; every field optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub socket: Option<PathBuf>,
+    pub root: Option<PathBuf>,
+    pub state: Option<PathBuf>,
+}
+
+/// The paths a runtime runs with, after defaults, file and flags.
+#[derive(Debug, Clone)]
+pub struct Paths {
+    pub socket: PathBuf,
+    pub root: PathBuf,
+    pub state: PathBuf,
+}
+
+/// The flags that can override the file (shared by `daemon` and `image`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct PathFlags {
+    /// TOML config file [default: /etc/wasmlet/config.toml, if it exists].
+    #[arg(long, env = "WASMLET_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// CRI socket [default: /run/wasmlet/wasmlet.sock].
+    #[arg(long)]
+    pub socket: Option<PathBuf>,
+    /// Durable state: records and images [default: /var/lib/wasmlet].
+    #[arg(long)]
+    pub root: Option<PathBuf>,
+    /// Volatile state: shim directories [default: /run/wasmlet].
+    #[arg(long)]
+    pub state: Option<PathBuf>,
+}
+
+impl PathFlags {
+    pub fn resolve(&self) -> anyhow::Result<Paths> {
+        let file = match &self.config {
+            Some(path) => load(path)?,
+            None if Path::new(DEFAULT_CONFIG).exists() => load(Path::new(DEFAULT_CONFIG))?,
+            None => FileConfig::default(),
+        };
+        Ok(Paths {
+            socket: self.socket.clone().or(file.socket).unwrap_or_else(|| DEFAULT_SOCKET.into()),
+            root: self.root.clone().or(file.root).unwrap_or_else(|| DEFAULT_ROOT.into()),
+            state: self.state.clone().or(file.state).unwrap_or_else(|| DEFAULT_STATE.into()),
+        })
+    }
+}
+
+fn load(path: &Path) -> anyhow::Result<FileConfig> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading config {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("parsing config {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_file_override_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, "root = \"/r\"\nstate = \"/s\"\n").unwrap();
+        let flags = PathFlags { config: Some(file), socket: None, root: None, state: Some("/flag".into()) };
+        let p = flags.resolve().unwrap();
+        assert_eq!(p.root, PathBuf::from("/r"));
+        assert_eq!(p.state, PathBuf::from("/flag"));
+        assert_eq!(p.socket, PathBuf::from(DEFAULT_SOCKET));
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, "sockt = \"/x\"\n").unwrap();
+        let flags = PathFlags { config: Some(file), socket: None, root: None, state: None };
+        let err = format!("{:#}", flags.resolve().unwrap_err());
+        assert!(err.contains("sockt"), "{err}");
+    }
+}
