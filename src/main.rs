@@ -27,6 +27,9 @@ enum Command {
     Daemon(commands::daemon::Args),
     /// Run one Pod from a YAML file on an embedded runtime in the foreground, streaming its logs.
     Run(commands::run::Args),
+    /// Benchmarks against any CRI endpoint.
+    #[command(subcommand)]
+    Bench(commands::bench::Command),
     /// Manage the local image store.
     #[command(subcommand)]
     Image(commands::image::Command),
@@ -46,6 +49,7 @@ fn main() -> std::process::ExitCode {
                 Command::Daemon(args) => commands::daemon::main(args, &cli.log_level),
                 Command::Run(args) => commands::run::main(args, &cli.log_level),
                 Command::Image(cmd) => commands::image::main(cmd),
+                Command::Bench(cmd) => commands::bench::main(cmd),
                 Command::Shim(_) => unreachable!("handled above"),
             }
         }

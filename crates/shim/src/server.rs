@@ -33,10 +33,12 @@ pub fn bind_and_detach(opts: &ShimOptions) -> Result<UnixListener, Error> {
         0 => {}
         _ => std::process::exit(0),
     }
-    // SAFETY: plain syscalls with no memory arguments.
+    // SAFETY: plain syscall with no memory arguments.
     unsafe {
         libc::setsid();
     }
+    // Hold no directory of the daemon's busy (it may be on a filesystem that goes away).
+    let _ = std::env::set_current_dir("/");
     let mut out = std::io::stdout();
     let _ = writeln!(out, "ready {}", std::process::id());
     let _ = out.flush();

@@ -141,7 +141,7 @@ impl Supervisor {
 
     fn record_exit(&self, id: &str, record: ExitRecord) {
         tracing::info!(sandbox.id = %self.sandbox_id, container.id = %id, exit_code = record.exit_code, reason = %record.reason, "container exited");
-        if let Err(e) = atomic::write_json(&exit_file(&self.dir, id), &record) {
+        if let Err(e) = atomic::write_json(&exit_file(&self.dir, id), &record, atomic::Durability::ProcessCrash) {
             tracing::error!(container.id = %id, error = %e, "recording exit");
         }
         if let Some(c) = self.lock().get_mut(id) {

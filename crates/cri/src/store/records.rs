@@ -1,4 +1,5 @@
-//! A generic durable map from id to record: the in-memory view and its directory of JSON files.
+//! A generic durable map from id to record: the in-memory view and its directory of JSON files,
+//! each written atomically (see [`wasmlet_shim::atomic`] for why without fsync).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -6,7 +7,7 @@ use std::sync::Mutex;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use wasmlet_shim::atomic;
+use wasmlet_shim::atomic::{self, Durability};
 
 use crate::Error;
 
@@ -73,7 +74,7 @@ impl<T: Record> RecordStore<T> {
 
     /// Persists then publishes a new record.
     pub fn insert(&self, record: T) -> Result<(), Error> {
-        atomic::write_json(&self.path(record.id()), &record)?;
+        atomic::write_json(&self.path(record.id()), &record, Durability::ProcessCrash)?;
         self.lock().insert(record.id().to_string(), record);
         Ok(())
     }
@@ -84,7 +85,7 @@ impl<T: Record> RecordStore<T> {
         let Some(current) = records.get(id) else { return Ok(None) };
         let mut next = current.clone();
         if change(&mut next) {
-            atomic::write_json(&self.path(id), &next)?;
+            atomic::write_json(&self.path(id), &next, Durability::ProcessCrash)?;
             records.insert(id.to_string(), next.clone());
         }
         Ok(Some(next))

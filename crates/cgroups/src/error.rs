@@ -1,0 +1,118 @@
+//! The crate's one error type. Variants are shaped like gRPC status codes so the CRI layer maps
+//! them with one exhaustive match; [`Error::code`] gives that mapping here, covered by a table test.
+
+use std::io;
+use std::path::PathBuf;
+
+use crate::Controller;
+
+/// Result alias for this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in the cgroup layer.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A caller-supplied value is malformed or out of range (gRPC `InvalidArgument`).
+    #[error("invalid {field} {value:?}: {reason}")]
+    InvalidArgument { field: &'static str, value: String, reason: String },
+    /// A controller the operation needs is not mounted (v1) or not enabled (v2) for this cgroup
+    /// (gRPC `FailedPrecondition`). `path` is the hierarchy or file that is missing.
+    #[error("cgroup controller {controller} is not available: {} does not exist", path.display())]
+    MissingController { controller: Controller, path: PathBuf },
+    /// The host's cgroup setup cannot do what was asked, e.g. `unified` limits on a v1 host
+    /// (gRPC `FailedPrecondition`).
+    #[error("{what} is not supported: {reason}")]
+    Unsupported { what: String, reason: String },
+    /// The cgroup does not exist (gRPC `NotFound`).
+    #[error("cgroup {} does not exist", path.display())]
+    NotFound { path: PathBuf },
+    /// A system call on `path` failed; [`Error::code`] maps the errno.
+    #[error("{op} {}", path.display())]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// A kernel file did not have the expected format (gRPC `Internal`).
+    #[error("cannot parse {}: {detail}", path.display())]
+    Malformed { path: PathBuf, detail: String },
+}
+
+/// The gRPC status code an [`Error`] stands for (kept here so this crate needs no tonic).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Code {
+    InvalidArgument,
+    FailedPrecondition,
+    NotFound,
+    PermissionDenied,
+    Internal,
+}
+
+impl Error {
+    /// The gRPC code for this error. `Io` is mapped by errno: the kernel's `EINVAL` for a value
+    /// (a cpuset outside the parent's, a limit below usage) is the caller's, `EBUSY` is a state.
+    pub fn code(&self) -> Code {
+        match self {
+            Error::InvalidArgument { .. } => Code::InvalidArgument,
+            Error::MissingController { .. } | Error::Unsupported { .. } => Code::FailedPrecondition,
+            Error::NotFound { .. } => Code::NotFound,
+            Error::Io { source, .. } => match source.kind() {
+                io::ErrorKind::InvalidInput => Code::InvalidArgument,
+                io::ErrorKind::NotFound => Code::NotFound,
+                io::ErrorKind::ResourceBusy => Code::FailedPrecondition,
+                io::ErrorKind::PermissionDenied => Code::PermissionDenied,
+                _ => Code::Internal,
+            },
+            Error::Malformed { .. } => Code::Internal,
+        }
+    }
+
+    pub(crate) fn invalid(field: &'static str, value: impl ToString, reason: impl Into<String>) -> Error {
+        Error::InvalidArgument { field, value: value.to_string(), reason: reason.into() }
+    }
+
+    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Error {
+        Error::Io { op, path: path.into(), source }
+    }
+
+    pub(crate) fn malformed(path: impl Into<PathBuf>, detail: impl Into<String>) -> Error {
+        Error::Malformed { path: path.into(), detail: detail.into() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_table() {
+        let io = |e: i32| Error::io("write", "/x", io::Error::from_raw_os_error(e));
+        let table: Vec<(Error, Code)> = vec![
+            (Error::invalid("cpu_shares", 1, "too small"), Code::InvalidArgument),
+            (
+                Error::MissingController { controller: Controller::Cpu, path: "/x".into() },
+                Code::FailedPrecondition,
+            ),
+            (Error::Unsupported { what: "unified".into(), reason: "v1".into() }, Code::FailedPrecondition),
+            (Error::NotFound { path: "/x".into() }, Code::NotFound),
+            (io(22), Code::InvalidArgument), // EINVAL
+            (io(2), Code::NotFound),         // ENOENT
+            (io(16), Code::FailedPrecondition), // EBUSY
+            (io(13), Code::PermissionDenied), // EACCES
+            (io(28), Code::Internal),        // ENOSPC
+            (Error::malformed("/x", "bad"), Code::Internal),
+        ];
+        for (err, code) in table {
+            assert_eq!(err.code(), code, "{err}");
+        }
+    }
+
+    #[test]
+    fn messages_name_the_value_and_controller() {
+        let e = Error::invalid("cgroup_parent", "/kubepods/../etc", "`..` is not allowed");
+        assert_eq!(e.to_string(), r#"invalid cgroup_parent "/kubepods/../etc": `..` is not allowed"#);
+        let e = Error::MissingController { controller: Controller::Hugetlb, path: "/sys/fs/cgroup/hugetlb".into() };
+        assert!(e.to_string().contains("hugetlb"), "{e}");
+    }
+}

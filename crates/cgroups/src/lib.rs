@@ -1,0 +1,1 @@
+//! wasmlet's cgroup layer (work in progress).

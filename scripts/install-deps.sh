@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs every system package and toolchain target wasmlet needs to build and test.
+# Idempotent; run as root (CI is root). Nothing else has to be installed by hand.
+set -euo pipefail
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+# Debian packages:
+#   protobuf-compiler  protoc, for the CRI protobuf bindings (k8s-cri's build script)
+PACKAGES=(protobuf-compiler)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -q
+  $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+# Rust targets for the example guests in examples/wasm-apps.
+installed=$(rustup target list --installed)
+for t in wasm32-wasip1 wasm32-wasip2; do
+  grep -qx "$t" <<<"$installed" || rustup target add "$t"
+done

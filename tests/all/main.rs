@@ -1,0 +1,19 @@
+//! wasmlet's end-to-end tests: each test starts a real `wasmlet daemon` (with its own root, state
+//! and socket under /tmp) and drives it over its CRI socket exactly as kubelet or crictl would,
+//! running real Wasm guests from `examples/wasm-apps` in real shim processes.
+//!
+//! They need root (shims detach into their own sessions, the daemon chowns its socket to root):
+//! run them with `cargo test --test all` as root. A test that cannot run fails and says why.
+//!
+//! One integration-test binary with one module per area keeps link times down on 2 cores.
+
+mod harness;
+
+mod concurrency;
+mod errors;
+mod images;
+mod lifecycle;
+mod logs;
+mod mounts;
+mod resources;
+mod restart;
