@@ -57,10 +57,12 @@ impl PathFlags {
             None if Path::new(DEFAULT_CONFIG).exists() => load(Path::new(DEFAULT_CONFIG))?,
             None => FileConfig::default(),
         };
+        // Absolute, because shims change their working directory to `/`.
+        let abs = |p: PathBuf| std::path::absolute(&p).with_context(|| format!("resolving {}", p.display()));
         Ok(Paths {
-            socket: self.socket.clone().or(file.socket).unwrap_or_else(|| DEFAULT_SOCKET.into()),
-            root: self.root.clone().or(file.root).unwrap_or_else(|| DEFAULT_ROOT.into()),
-            state: self.state.clone().or(file.state).unwrap_or_else(|| DEFAULT_STATE.into()),
+            socket: abs(self.socket.clone().or(file.socket).unwrap_or_else(|| DEFAULT_SOCKET.into()))?,
+            root: abs(self.root.clone().or(file.root).unwrap_or_else(|| DEFAULT_ROOT.into()))?,
+            state: abs(self.state.clone().or(file.state).unwrap_or_else(|| DEFAULT_STATE.into()))?,
         })
     }
 }

@@ -283,6 +283,8 @@ impl Drop for Daemon {
         }
         if std::thread::panicking() {
             eprintln!("[{}] test failed: its files (daemon.log, logs/, s/shims/*/shim.log) are kept in {}", self.test, self.dir.display());
+        } else if std::env::var_os("WASMLET_E2E_KEEP").is_some() {
+            eprintln!("[{}] WASMLET_E2E_KEEP is set: its files are kept in {}", self.test, self.dir.display());
         } else {
             let _ = std::fs::remove_dir_all(&self.dir);
         }

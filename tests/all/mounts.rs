@@ -25,7 +25,13 @@ async fn mounts_expose_exactly_the_mounted_host_dirs() {
         .await;
     // /etc exists on the host but is not mounted; /data is mounted, just not at /etc.
     let unmounted = d.create(&sandbox, "unmounted", READER_P1.image, &["/etc"], &[], vec![mount("/data", &rw, true)]).await;
-    for id in [&writer, &refused, &unmounted] {
+    // Nor may a guest climb out of a mount, by `..` or by a symlink the host put there.
+    let jail = d.dir.join("jail");
+    std::fs::create_dir_all(&jail).unwrap();
+    std::os::unix::fs::symlink("/etc", jail.join("etc-link")).unwrap();
+    let dotdot = d.create(&sandbox, "dotdot", READER_P1.image, &["/data/.."], &[], vec![mount("/data", &jail, false)]).await;
+    let symlink = d.create(&sandbox, "symlink", READER_P1.image, &["/data/etc-link"], &[], vec![mount("/data", &jail, false)]).await;
+    for id in [&writer, &refused, &unmounted, &dotdot, &symlink] {
         d.start_container(id).await;
     }
 
@@ -52,4 +58,11 @@ async fn mounts_expose_exactly_the_mounted_host_dirs() {
     let log = read_log(&d.log_of(&sandbox, "unmounted"));
     assert_eq!(s.exit_code, 2, "a host path that is not mounted must not be readable: {log:?}");
     assert!(stdout_lines(&d.log_of(&sandbox, "unmounted")).is_empty(), "the guest listed /etc: {log:?}");
+
+    for (name, id) in [("dotdot", &dotdot), ("symlink", &symlink)] {
+        let s = d.wait_exited(id, Duration::from_secs(10)).await;
+        let log = read_log(&d.log_of(&sandbox, name));
+        assert_eq!(s.exit_code, 2, "{name}: a guest must not leave its mount: {log:?}");
+        assert!(stdout_lines(&d.log_of(&sandbox, name)).is_empty(), "{name}: the guest listed a host dir outside its mount: {log:?}");
+    }
 }
