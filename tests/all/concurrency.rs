@@ -21,7 +21,8 @@ async fn fifty_pods_at_once() {
             let config = d.pod_config(&name);
             let sandbox = run_pod_with(&d.cri, config.clone()).await;
             let arg = format!("from-{i}");
-            let container = create_with(&d.cri, &sandbox, &config, container_config("hello", HELLO_P1.image, &[&arg], &[("POD", &name)], vec![])).await;
+            let container =
+                create_with(&d.cri, &sandbox, &config, container_config("hello", HELLO_P1.image, &[&arg], &[("POD", &name)], vec![])).await;
             let req = cri::StartContainerRequest { container_id: container.clone() };
             d.cri.runtime.clone().start_container(req).await.unwrap_or_else(|e| panic!("StartContainer in {name}: {e:?}"));
             (i, sandbox, container, config)
@@ -51,8 +52,12 @@ async fn fifty_pods_at_once() {
     for (_, sandbox, _, _) in pods {
         let mut rt = d.rt();
         tasks.spawn(async move {
-            rt.stop_pod_sandbox(cri::StopPodSandboxRequest { pod_sandbox_id: sandbox.clone() }).await.unwrap_or_else(|e| panic!("StopPodSandbox {sandbox}: {e:?}"));
-            rt.remove_pod_sandbox(cri::RemovePodSandboxRequest { pod_sandbox_id: sandbox.clone() }).await.unwrap_or_else(|e| panic!("RemovePodSandbox {sandbox}: {e:?}"));
+            rt.stop_pod_sandbox(cri::StopPodSandboxRequest { pod_sandbox_id: sandbox.clone() })
+                .await
+                .unwrap_or_else(|e| panic!("StopPodSandbox {sandbox}: {e:?}"));
+            rt.remove_pod_sandbox(cri::RemovePodSandboxRequest { pod_sandbox_id: sandbox.clone() })
+                .await
+                .unwrap_or_else(|e| panic!("RemovePodSandbox {sandbox}: {e:?}"));
         });
     }
     while let Some(done) = tasks.join_next().await {

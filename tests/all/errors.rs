@@ -13,27 +13,97 @@ async fn errors_have_the_right_codes_and_name_what_is_wrong() {
     let unknown = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
     // Unknown ids.
-    expect_error("ContainerStatus unknown", rt.container_status(cri::ContainerStatusRequest { container_id: unknown.into(), verbose: false }).await, Code::NotFound, &[unknown]);
-    expect_error("StartContainer unknown", rt.start_container(cri::StartContainerRequest { container_id: unknown.into() }).await, Code::NotFound, &[unknown]);
-    expect_error("StopContainer unknown", rt.stop_container(cri::StopContainerRequest { container_id: unknown.into(), timeout: 1 }).await, Code::NotFound, &[unknown]);
-    expect_error("PodSandboxStatus unknown", rt.pod_sandbox_status(cri::PodSandboxStatusRequest { pod_sandbox_id: unknown.into(), verbose: false }).await, Code::NotFound, &[unknown]);
-    expect_error("StopPodSandbox unknown", rt.stop_pod_sandbox(cri::StopPodSandboxRequest { pod_sandbox_id: unknown.into() }).await, Code::NotFound, &[unknown]);
-    rt.remove_container(cri::RemoveContainerRequest { container_id: unknown.into() }).await.expect("RemoveContainer of an unknown id is OK");
-    rt.remove_pod_sandbox(cri::RemovePodSandboxRequest { pod_sandbox_id: unknown.into() }).await.expect("RemovePodSandbox of an unknown id is OK");
+    expect_error(
+        "ContainerStatus unknown",
+        rt.container_status(cri::ContainerStatusRequest { container_id: unknown.into(), verbose: false }).await,
+        Code::NotFound,
+        &[unknown],
+    );
+    expect_error(
+        "StartContainer unknown",
+        rt.start_container(cri::StartContainerRequest { container_id: unknown.into() }).await,
+        Code::NotFound,
+        &[unknown],
+    );
+    expect_error(
+        "StopContainer unknown",
+        rt.stop_container(cri::StopContainerRequest { container_id: unknown.into(), timeout: 1 }).await,
+        Code::NotFound,
+        &[unknown],
+    );
+    expect_error(
+        "PodSandboxStatus unknown",
+        rt.pod_sandbox_status(cri::PodSandboxStatusRequest { pod_sandbox_id: unknown.into(), verbose: false }).await,
+        Code::NotFound,
+        &[unknown],
+    );
+    expect_error(
+        "StopPodSandbox unknown",
+        rt.stop_pod_sandbox(cri::StopPodSandboxRequest { pod_sandbox_id: unknown.into() }).await,
+        Code::NotFound,
+        &[unknown],
+    );
+    rt.remove_container(cri::RemoveContainerRequest { container_id: unknown.into() })
+        .await
+        .expect("RemoveContainer of an unknown id is OK");
+    rt.remove_pod_sandbox(cri::RemovePodSandboxRequest { pod_sandbox_id: unknown.into() })
+        .await
+        .expect("RemovePodSandbox of an unknown id is OK");
 
     // Empty ids name their field.
-    expect_error("ContainerStatus empty", rt.container_status(cri::ContainerStatusRequest::default()).await, Code::InvalidArgument, &["container_id"]);
-    expect_error("StartContainer empty", rt.start_container(cri::StartContainerRequest::default()).await, Code::InvalidArgument, &["container_id"]);
-    expect_error("StopContainer empty", rt.stop_container(cri::StopContainerRequest::default()).await, Code::InvalidArgument, &["container_id"]);
-    expect_error("RemoveContainer empty", rt.remove_container(cri::RemoveContainerRequest::default()).await, Code::InvalidArgument, &["container_id"]);
-    expect_error("PodSandboxStatus empty", rt.pod_sandbox_status(cri::PodSandboxStatusRequest::default()).await, Code::InvalidArgument, &["pod_sandbox_id"]);
-    expect_error("StopPodSandbox empty", rt.stop_pod_sandbox(cri::StopPodSandboxRequest::default()).await, Code::InvalidArgument, &["pod_sandbox_id"]);
-    expect_error("RemovePodSandbox empty", rt.remove_pod_sandbox(cri::RemovePodSandboxRequest::default()).await, Code::InvalidArgument, &["pod_sandbox_id"]);
-    let no_sandbox = cri::CreateContainerRequest { config: Some(container_config("c", HELLO_P1.image, &[], &[], vec![])), ..Default::default() };
+    expect_error(
+        "ContainerStatus empty",
+        rt.container_status(cri::ContainerStatusRequest::default()).await,
+        Code::InvalidArgument,
+        &["container_id"],
+    );
+    expect_error(
+        "StartContainer empty",
+        rt.start_container(cri::StartContainerRequest::default()).await,
+        Code::InvalidArgument,
+        &["container_id"],
+    );
+    expect_error(
+        "StopContainer empty",
+        rt.stop_container(cri::StopContainerRequest::default()).await,
+        Code::InvalidArgument,
+        &["container_id"],
+    );
+    expect_error(
+        "RemoveContainer empty",
+        rt.remove_container(cri::RemoveContainerRequest::default()).await,
+        Code::InvalidArgument,
+        &["container_id"],
+    );
+    expect_error(
+        "PodSandboxStatus empty",
+        rt.pod_sandbox_status(cri::PodSandboxStatusRequest::default()).await,
+        Code::InvalidArgument,
+        &["pod_sandbox_id"],
+    );
+    expect_error(
+        "StopPodSandbox empty",
+        rt.stop_pod_sandbox(cri::StopPodSandboxRequest::default()).await,
+        Code::InvalidArgument,
+        &["pod_sandbox_id"],
+    );
+    expect_error(
+        "RemovePodSandbox empty",
+        rt.remove_pod_sandbox(cri::RemovePodSandboxRequest::default()).await,
+        Code::InvalidArgument,
+        &["pod_sandbox_id"],
+    );
+    let no_sandbox =
+        cri::CreateContainerRequest { config: Some(container_config("c", HELLO_P1.image, &[], &[], vec![])), ..Default::default() };
     expect_error("CreateContainer without a sandbox id", rt.create_container(no_sandbox).await, Code::InvalidArgument, &["pod_sandbox_id"]);
     let mut no_uid = d.pod_config("no-uid");
     no_uid.metadata.as_mut().unwrap().uid.clear();
-    expect_error("RunPodSandbox without a uid", rt.run_pod_sandbox(cri::RunPodSandboxRequest { config: Some(no_uid), runtime_handler: String::new() }).await, Code::InvalidArgument, &["uid"]);
+    expect_error(
+        "RunPodSandbox without a uid",
+        rt.run_pod_sandbox(cri::RunPodSandboxRequest { config: Some(no_uid), runtime_handler: String::new() }).await,
+        Code::InvalidArgument,
+        &["uid"],
+    );
 
     // An unknown runtime handler is named.
     let req = cri::RunPodSandboxRequest { config: Some(d.pod_config("handler")), runtime_handler: "runc-please".into() };
@@ -60,23 +130,48 @@ async fn errors_have_the_right_codes_and_name_what_is_wrong() {
         config: Some(container_config(name, image, &[], &[], vec![])),
         sandbox_config: Some(config.clone()),
     };
-    expect_error("CreateContainer of an unknown image", rt.create_container(create("c", "localhost/no-such-image:v9")).await, Code::NotFound, &["localhost/no-such-image:v9"]);
-    expect_error("CreateContainer in an unknown pod", rt.create_container(cri::CreateContainerRequest { pod_sandbox_id: unknown.into(), ..create("c", HELLO_P1.image) }).await, Code::NotFound, &[unknown]);
+    expect_error(
+        "CreateContainer of an unknown image",
+        rt.create_container(create("c", "localhost/no-such-image:v9")).await,
+        Code::NotFound,
+        &["localhost/no-such-image:v9"],
+    );
+    expect_error(
+        "CreateContainer in an unknown pod",
+        rt.create_container(cri::CreateContainerRequest { pod_sandbox_id: unknown.into(), ..create("c", HELLO_P1.image) }).await,
+        Code::NotFound,
+        &[unknown],
+    );
     rt.create_container(create("c", HELLO_P1.image)).await.expect("the first container named c");
-    expect_error("CreateContainer of a reused name", rt.create_container(create("c", HELLO_P1.image)).await, Code::AlreadyExists, &["c_dup"]);
+    expect_error(
+        "CreateContainer of a reused name",
+        rt.create_container(create("c", HELLO_P1.image)).await,
+        Code::AlreadyExists,
+        &["c_dup"],
+    );
 
     // What is not built says so.
     let c = unknown.to_string();
     let unimplemented: Vec<(&str, Result<(), tonic::Status>)> = vec![
         ("ExecSync", rt.exec_sync(cri::ExecSyncRequest { container_id: c.clone(), cmd: vec!["ls".into()], timeout: 1 }).await.map(drop)),
-        ("Exec", rt.exec(cri::ExecRequest { container_id: c.clone(), cmd: vec!["ls".into()], stdout: true, ..Default::default() }).await.map(drop)),
+        (
+            "Exec",
+            rt.exec(cri::ExecRequest { container_id: c.clone(), cmd: vec!["ls".into()], stdout: true, ..Default::default() })
+                .await
+                .map(drop),
+        ),
         ("Attach", rt.attach(cri::AttachRequest { container_id: c.clone(), stdout: true, ..Default::default() }).await.map(drop)),
         ("PortForward", rt.port_forward(cri::PortForwardRequest { pod_sandbox_id: c.clone(), port: vec![80] }).await.map(drop)),
         ("ContainerStats", rt.container_stats(cri::ContainerStatsRequest { container_id: c.clone() }).await.map(drop)),
         ("ListContainerStats", rt.list_container_stats(cri::ListContainerStatsRequest::default()).await.map(drop)),
         ("PodSandboxStats", rt.pod_sandbox_stats(cri::PodSandboxStatsRequest { pod_sandbox_id: c.clone() }).await.map(drop)),
         ("ListPodSandboxStats", rt.list_pod_sandbox_stats(cri::ListPodSandboxStatsRequest::default()).await.map(drop)),
-        ("UpdateContainerResources", rt.update_container_resources(cri::UpdateContainerResourcesRequest { container_id: c.clone(), ..Default::default() }).await.map(drop)),
+        (
+            "UpdateContainerResources",
+            rt.update_container_resources(cri::UpdateContainerResourcesRequest { container_id: c.clone(), ..Default::default() })
+                .await
+                .map(drop),
+        ),
     ];
     for (rpc, result) in unimplemented {
         expect_error(rpc, result, Code::Unimplemented, &["not implemented"]);

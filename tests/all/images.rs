@@ -21,7 +21,13 @@ async fn image_service_over_the_local_store() {
         assert!(images.iter().any(|i| i.repo_tags.iter().any(|t| t == guest.image)), "{} not listed: {images:?}", guest.image);
     }
 
-    let hello = img.image_status(cri::ImageStatusRequest { image: spec(HELLO_P1.image), verbose: false }).await.unwrap().into_inner().image.expect("hello-p1 is present");
+    let hello = img
+        .image_status(cri::ImageStatusRequest { image: spec(HELLO_P1.image), verbose: false })
+        .await
+        .unwrap()
+        .into_inner()
+        .image
+        .expect("hello-p1 is present");
     assert!(hello.id.starts_with("sha256:") && hello.id.len() == 71, "id {:?}", hello.id);
     assert!(hello.repo_tags.contains(&HELLO_P1.image.to_string()), "{hello:?}");
     let wasm_len = std::fs::metadata(HELLO_P1.wasm).unwrap().len();
@@ -38,7 +44,10 @@ async fn image_service_over_the_local_store() {
         .images;
     assert_eq!(filtered.iter().map(|i| i.id.as_str()).collect::<Vec<_>>(), [hello.id.as_str()]);
 
-    let absent = img.image_status(cri::ImageStatusRequest { image: spec("localhost/absent:v1"), verbose: false }).await.expect("ImageStatus of an absent image is not an error");
+    let absent = img
+        .image_status(cri::ImageStatusRequest { image: spec("localhost/absent:v1"), verbose: false })
+        .await
+        .expect("ImageStatus of an absent image is not an error");
     assert!(absent.get_ref().image.is_none(), "{absent:?}");
     img.remove_image(cri::RemoveImageRequest { image: spec("localhost/absent:v1") }).await.expect("RemoveImage of an absent image is OK");
 
@@ -50,12 +59,15 @@ async fn image_service_over_the_local_store() {
     assert!(usage.timestamp > 0);
 
     // An image the daemon has never seen, imported by the CLI while it runs.
-    let late = "localhost/late-import:v1";
+    let late = CPU_BURNER_P1.image;
     let before = img.image_status(cri::ImageStatusRequest { image: spec(late), verbose: false }).await.unwrap().into_inner();
     assert!(before.image.is_none());
-    import(wasmlet_wasm_apps::CPU_BURNER_P1, late, &d.root);
+    import(CPU_BURNER_P1.wasm, late, &d.root);
     let images = img.list_images(cri::ListImagesRequest::default()).await.unwrap().into_inner().images;
-    let imported = images.iter().find(|i| i.repo_tags.iter().any(|t| t == late)).unwrap_or_else(|| panic!("{late} not listed after import: {images:?}"));
+    let imported = images
+        .iter()
+        .find(|i| i.repo_tags.iter().any(|t| t == late))
+        .unwrap_or_else(|| panic!("{late} not listed after import: {images:?}"));
     assert_eq!(imported.repo_tags, [late], "a new image, not a new tag on an old one");
     // ... and usable at once.
     let sandbox = d.run_pod("late").await;

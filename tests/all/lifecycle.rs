@@ -19,7 +19,12 @@ async fn pod_with_two_wasm_containers_runs_its_whole_lifecycle() {
     let t0 = now_nanos();
     let sandbox = d.run_pod("two").await;
 
-    let ready = d.rt().pod_sandbox_status(cri::PodSandboxStatusRequest { pod_sandbox_id: sandbox.clone(), verbose: false }).await.unwrap().into_inner();
+    let ready = d
+        .rt()
+        .pod_sandbox_status(cri::PodSandboxStatusRequest { pod_sandbox_id: sandbox.clone(), verbose: false })
+        .await
+        .unwrap()
+        .into_inner();
     let st = ready.status.unwrap();
     assert_eq!(st.id, sandbox);
     assert_eq!(st.state, cri::PodSandboxState::SandboxReady as i32);
@@ -28,10 +33,15 @@ async fn pod_with_two_wasm_containers_runs_its_whole_lifecycle() {
     assert_eq!(st.annotations, d.pod(&sandbox).annotations);
     let ns = st.linux.and_then(|l| l.namespaces).and_then(|n| n.options).expect("namespace options");
     assert_eq!(ns.network, cri::NamespaceMode::Node as i32, "hostNetwork must round-trip");
-    assert!(st.created_at >= t0 && st.created_at <= now_nanos(), "sandbox created_at {} is not a nanosecond time of this test", st.created_at);
+    assert!(
+        st.created_at >= t0 && st.created_at <= now_nanos(),
+        "sandbox created_at {} is not a nanosecond time of this test",
+        st.created_at
+    );
 
     let images = d.img().list_images(cri::ListImagesRequest::default()).await.unwrap().into_inner().images;
-    let image_of = |tag: &str| images.iter().find(|i| i.repo_tags.iter().any(|t| t == tag)).cloned().unwrap_or_else(|| panic!("{tag} not listed"));
+    let image_of =
+        |tag: &str| images.iter().find(|i| i.repo_tags.iter().any(|t| t == tag)).cloned().unwrap_or_else(|| panic!("{tag} not listed"));
     let (img1, img2) = (image_of(HELLO_P1.image), image_of(HELLO_P2.image));
 
     let data = d.dir.join("data-lifecycle");
@@ -47,7 +57,8 @@ async fn pod_with_two_wasm_containers_runs_its_whole_lifecycle() {
         assert_eq!(c.state, cri::ContainerState::ContainerCreated as i32, "{} is {}", c.id, state_name(c.state));
         assert_eq!(c.pod_sandbox_id, sandbox);
     }
-    let created = d.rt()
+    let created = d
+        .rt()
         .list_containers(cri::ListContainersRequest {
             filter: Some(cri::ContainerFilter {
                 state: Some(cri::ContainerStateValue { state: cri::ContainerState::ContainerCreated as i32 }),
@@ -95,7 +106,12 @@ async fn pod_with_two_wasm_containers_runs_its_whole_lifecycle() {
     assert!(listed.iter().all(|c| c.state == cri::ContainerState::ContainerExited as i32), "{listed:?}");
 
     d.rt().stop_pod_sandbox(cri::StopPodSandboxRequest { pod_sandbox_id: sandbox.clone() }).await.unwrap();
-    let stopped = d.rt().pod_sandbox_status(cri::PodSandboxStatusRequest { pod_sandbox_id: sandbox.clone(), verbose: false }).await.unwrap().into_inner();
+    let stopped = d
+        .rt()
+        .pod_sandbox_status(cri::PodSandboxStatusRequest { pod_sandbox_id: sandbox.clone(), verbose: false })
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(stopped.status.unwrap().state, cri::PodSandboxState::SandboxNotready as i32);
     d.wait_no_shims(Duration::from_secs(5)).await;
     // Stopping again is fine.
@@ -176,13 +192,19 @@ async fn stop_and_remove_a_running_container() {
         assert_eq!(t, &format!("tick {}", i + 1));
     }
 
-    d.rt().stop_container(cri::StopContainerRequest { container_id: id.clone(), timeout: 10 }).await.expect("StopContainer of a stopped container");
+    d.rt()
+        .stop_container(cri::StopContainerRequest { container_id: id.clone(), timeout: 10 })
+        .await
+        .expect("StopContainer of a stopped container");
     d.rt().remove_container(cri::RemoveContainerRequest { container_id: id.clone() }).await.unwrap();
     let gone = d.rt().container_status(cri::ContainerStatusRequest { container_id: id.clone(), verbose: false }).await;
     expect_error("ContainerStatus of a removed container", gone, tonic::Code::NotFound, &[&id]);
     let listed = d.rt().list_containers(cri::ListContainersRequest::default()).await.unwrap().into_inner().containers;
     assert!(listed.is_empty(), "{listed:?}");
-    d.rt().remove_container(cri::RemoveContainerRequest { container_id: id.clone() }).await.expect("RemoveContainer of a removed container");
+    d.rt()
+        .remove_container(cri::RemoveContainerRequest { container_id: id.clone() })
+        .await
+        .expect("RemoveContainer of a removed container");
     // The name is free again.
     let again = d.create(&sandbox, "logger", LOGGER_P1.image, &["50", "1"], &[], vec![]).await;
     d.start_container(&again).await;

@@ -43,11 +43,8 @@ async fn logs_hold_exactly_what_the_guest_wrote() {
     }
 
     let argv: &[&str] = &["hello", "first", "with space", "", "--flag=x"];
-    let expected = [
-        ("p1", hello_output(argv, &env)),
-        ("p2", hello_output(argv, &env)),
-        ("args-only", hello_output(&["/hello.wasm", "x", "y"], &[])),
-    ];
+    let expected =
+        [("p1", hello_output(argv, &env)), ("p2", hello_output(argv, &env)), ("args-only", hello_output(&["/hello.wasm", "x", "y"], &[]))];
     for ((name, id), (_, want)) in ids.iter().zip(expected) {
         let s = d.wait_exited(id, Duration::from_secs(10)).await;
         assert_eq!((s.exit_code, s.reason.as_str()), (0, "Completed"), "{name}: {:?}", s.message);
@@ -58,7 +55,12 @@ async fn logs_hold_exactly_what_the_guest_wrote() {
         for r in &records {
             assert_eq!(r.tag, "F", "{name}: every line the guest ended is a full record: {r:?}");
             assert!(t0 <= r.time && r.time <= t1, "{name}: timestamp {} outside the test ({t0}..{t1}): {r:?}", r.time);
-            assert!(s.started_at <= r.time && r.time <= s.finished_at, "{name}: record {r:?} written outside the run ({}..{})", s.started_at, s.finished_at);
+            assert!(
+                s.started_at <= r.time && r.time <= s.finished_at,
+                "{name}: record {r:?} written outside the run ({}..{})",
+                s.started_at,
+                s.finished_at
+            );
         }
         assert!(records.windows(2).all(|w| w[0].time <= w[1].time), "{name}: timestamps go backwards: {records:?}");
     }

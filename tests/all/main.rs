@@ -5,6 +5,9 @@
 //! They need root (shims detach into their own sessions, the daemon chowns its socket to root):
 //! run them with `cargo test --test all` as root. A test that cannot run fails and says why.
 //!
+//! A failed test keeps its directory (daemon.log, container logs, shim logs) and prints where it
+//! is; `WASMLET_E2E_KEEP=1` keeps every test's.
+//!
 //! One integration-test binary with one module per area keeps link times down on 2 cores.
 
 mod harness;

@@ -18,11 +18,17 @@ async fn mounts_expose_exactly_the_mounted_host_dirs() {
     std::fs::write(ro.join("fixed.txt"), "read me").unwrap();
 
     let writer = d
-        .create(&sandbox, "writer", READER_P1.image, &["/data", "--write", "out.txt", "written by wasm"], &[], vec![mount("/data", &rw, false)])
+        .create(
+            &sandbox,
+            "writer",
+            READER_P1.image,
+            &["/data", "--write", "out.txt", "written by wasm"],
+            &[],
+            vec![mount("/data", &rw, false)],
+        )
         .await;
-    let refused = d
-        .create(&sandbox, "refused", READER_P1.image, &["/ro", "--write", "x.txt", "nope"], &[], vec![mount("/ro", &ro, true)])
-        .await;
+    let refused =
+        d.create(&sandbox, "refused", READER_P1.image, &["/ro", "--write", "x.txt", "nope"], &[], vec![mount("/ro", &ro, true)]).await;
     // /etc exists on the host but is not mounted; /data is mounted, just not at /etc.
     let unmounted = d.create(&sandbox, "unmounted", READER_P1.image, &["/etc"], &[], vec![mount("/data", &rw, true)]).await;
     // Nor may a guest climb out of a mount, by `..` or by a symlink the host put there.

@@ -29,7 +29,12 @@ async fn memory_limit_ooms_the_guest_only() {
     assert_eq!((s.exit_code, s.reason.as_str()), (137, "OOMKilled"), "message {:?}; log {:?}", s.message, read_log(&log));
     let grown: Vec<u64> = stdout_lines(&log)
         .iter()
-        .map(|l| l.strip_prefix("allocated ").and_then(|r| r.strip_suffix(" MiB")).and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("odd line {l:?}")))
+        .map(|l| {
+            l.strip_prefix("allocated ")
+                .and_then(|r| r.strip_suffix(" MiB"))
+                .and_then(|n| n.parse().ok())
+                .unwrap_or_else(|| panic!("odd line {l:?}"))
+        })
         .collect();
     let most = grown.last().copied().unwrap_or(0);
     assert!((8..=32).contains(&most), "the guest allocated {most} MiB under a 32 MiB limit: {grown:?}");

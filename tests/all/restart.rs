@@ -18,6 +18,17 @@ async fn wait_for_more_ticks(log: &Path, than: usize, what: &str) -> usize {
     .await
 }
 
+/// `kill -9` of the shim PodSandboxStatus (verbose) names for `pod`.
+async fn kill_shim_of(d: &Daemon, pod: &str) {
+    let verbose =
+        d.rt().pod_sandbox_status(cri::PodSandboxStatusRequest { pod_sandbox_id: pod.into(), verbose: true }).await.unwrap().into_inner();
+    let info: serde_json::Value = serde_json::from_str(verbose.info.get("info").expect("verbose PodSandboxStatus has info")).unwrap();
+    let pid = info["shimPid"].as_u64().unwrap_or_else(|| panic!("no shimPid in {info}")) as u32;
+    // Never signal a process that is not one of this test's shims.
+    assert!(d.shim_pids().contains(&pid), "shimPid {pid} is not one of this test's shims {:?}", d.shim_pids());
+    kill(Pid::from_raw(pid as i32), Signal::SIGKILL).unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_daemon_reattaches_to_running_pods() {
     let mut d = Daemon::start("restart", &[LOGGER_P1]).await;
@@ -43,13 +54,22 @@ async fn a_restarted_daemon_reattaches_to_running_pods() {
     assert_eq!((finite_status.exit_code, finite_status.reason.as_str()), (0, "Completed"), "{finite_status:?}");
     assert!(finite_status.finished_at > finite_status.started_at && finite_status.started_at > 0, "{finite_status:?}");
     let last_tick = read_log(&finite_log).last().unwrap().time;
-    assert!(finite_status.finished_at >= last_tick, "finished_at {} before the last tick was logged at {last_tick}", finite_status.finished_at);
+    assert!(
+        finite_status.finished_at >= last_tick,
+        "finished_at {} before the last tick was logged at {last_tick}",
+        finite_status.finished_at
+    );
 
     let listed = d.rt().list_containers(cri::ListContainersRequest::default()).await.unwrap().into_inner().containers;
     let state_of = |id: &str| listed.iter().find(|c| c.id == id).map(|c| state_name(c.state)).unwrap_or_else(|| "missing".into());
     assert_eq!(state_of(&endless), "CONTAINER_RUNNING", "{listed:?}");
     assert_eq!(state_of(&finite), "CONTAINER_EXITED", "{listed:?}");
-    let pod = d.rt().pod_sandbox_status(cri::PodSandboxStatusRequest { pod_sandbox_id: sandbox.clone(), verbose: false }).await.unwrap().into_inner();
+    let pod = d
+        .rt()
+        .pod_sandbox_status(cri::PodSandboxStatusRequest { pod_sandbox_id: sandbox.clone(), verbose: false })
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(pod.status.unwrap().state, cri::PodSandboxState::SandboxReady as i32);
     wait_for_more_ticks(&endless_log, before, "the endless logger to keep logging after the restart").await;
 
@@ -68,7 +88,10 @@ async fn a_restarted_daemon_reattaches_to_running_pods() {
         .await;
     expect_error("CreateContainer of the same name after a restart", again, tonic::Code::AlreadyExists, &["endless"]);
 
-    d.rt().stop_container(cri::StopContainerRequest { container_id: endless.clone(), timeout: 5 }).await.expect("StopContainer after a restart");
+    d.rt()
+        .stop_container(cri::StopContainerRequest { container_id: endless.clone(), timeout: 5 })
+        .await
+        .expect("StopContainer after a restart");
     let s = d.status(&endless).await;
     assert_eq!((state_name(s.state).as_str(), s.exit_code), ("CONTAINER_EXITED", 137), "{s:?}");
 }
@@ -85,11 +108,7 @@ async fn a_killed_shim_fails_its_pod_only() {
     let other_log = d.log_of(&other_pod, "logger");
     wait_for_more_ticks(&d.log_of(&victim_pod, "logger"), 0, "the victim to log").await;
 
-    let verbose = d.rt().pod_sandbox_status(cri::PodSandboxStatusRequest { pod_sandbox_id: victim_pod.clone(), verbose: true }).await.unwrap().into_inner();
-    let info: serde_json::Value = serde_json::from_str(verbose.info.get("info").expect("verbose PodSandboxStatus has info")).unwrap();
-    let pid = info["shimPid"].as_u64().unwrap_or_else(|| panic!("no shimPid in {info}")) as u32;
-    assert!(d.shim_pids().contains(&pid), "shimPid {pid} is not one of this test's shims {:?}", d.shim_pids());
-    kill(Pid::from_raw(pid as i32), Signal::SIGKILL).unwrap();
+    kill_shim_of(&d, &victim_pod).await;
 
     let s = d.wait_exited(&victim, Duration::from_secs(10)).await;
     assert!(!s.reason.is_empty(), "a container whose shim died needs a reason: {s:?}");
@@ -103,8 +122,14 @@ async fn a_killed_shim_fails_its_pod_only() {
     assert_eq!(d.shim_pids().len(), 1, "one shim left: {:?}", d.shim_pids());
 
     // The dead pod can still be stopped and removed.
-    d.rt().stop_pod_sandbox(cri::StopPodSandboxRequest { pod_sandbox_id: victim_pod.clone() }).await.expect("StopPodSandbox of a pod whose shim died");
-    d.rt().remove_pod_sandbox(cri::RemovePodSandboxRequest { pod_sandbox_id: victim_pod.clone() }).await.expect("RemovePodSandbox of a pod whose shim died");
+    d.rt()
+        .stop_pod_sandbox(cri::StopPodSandboxRequest { pod_sandbox_id: victim_pod.clone() })
+        .await
+        .expect("StopPodSandbox of a pod whose shim died");
+    d.rt()
+        .remove_pod_sandbox(cri::RemovePodSandboxRequest { pod_sandbox_id: victim_pod.clone() })
+        .await
+        .expect("RemovePodSandbox of a pod whose shim died");
     assert_eq!(state_name(d.status(&other).await.state), "CONTAINER_RUNNING");
 }
 
@@ -117,20 +142,16 @@ async fn a_pod_whose_shim_died_is_not_ready() {
     let pod = d.run_pod("dead").await;
     let c = d.create(&pod, "logger", LOGGER_P1.image, &["50"], &[], vec![]).await;
     d.start_container(&c).await;
-    let verbose = d.rt().pod_sandbox_status(cri::PodSandboxStatusRequest { pod_sandbox_id: pod.clone(), verbose: true }).await.unwrap().into_inner();
-    let info: serde_json::Value = serde_json::from_str(&verbose.info["info"]).unwrap();
-    let pid = info["shimPid"].as_u64().unwrap() as u32;
-    assert!(d.shim_pids().contains(&pid), "shimPid {pid} is not one of this test's shims {:?}", d.shim_pids());
-    kill(Pid::from_raw(pid as i32), Signal::SIGKILL).unwrap();
-    let s = d.wait_exited(&c, Duration::from_secs(10)).await;
-    eprintln!("container of the killed shim: exit {} reason {:?} message {:?}", s.exit_code, s.reason, s.message);
+    kill_shim_of(&d, &pod).await;
+    d.wait_exited(&c, Duration::from_secs(10)).await;
 
     // Both faults are reported together.
     let mut faults = Vec::new();
     let mut rt = d.rt();
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     loop {
-        let st = rt.pod_sandbox_status(cri::PodSandboxStatusRequest { pod_sandbox_id: pod.clone(), verbose: false }).await.unwrap().into_inner();
+        let st =
+            rt.pod_sandbox_status(cri::PodSandboxStatusRequest { pod_sandbox_id: pod.clone(), verbose: false }).await.unwrap().into_inner();
         if st.status.unwrap().state == cri::PodSandboxState::SandboxNotready as i32 {
             break;
         }

@@ -50,18 +50,19 @@ pub enum Code {
 }
 
 impl Error {
-    /// The gRPC code for this error. `Io` is mapped by errno: the kernel's `EINVAL` for a value
-    /// (a cpuset outside the parent's, a limit below usage) is the caller's, `EBUSY` is a state.
+    /// The gRPC code for this error. `Io` is mapped by errno: the kernel's `EINVAL`/`ERANGE` for
+    /// a value (a cpuset naming absent CPUs) is the caller's, `EBUSY` (a populated cgroup) a state.
     pub fn code(&self) -> Code {
         match self {
             Error::InvalidArgument { .. } => Code::InvalidArgument,
             Error::MissingController { .. } | Error::Unsupported { .. } => Code::FailedPrecondition,
             Error::NotFound { .. } => Code::NotFound,
-            Error::Io { source, .. } => match source.kind() {
-                io::ErrorKind::InvalidInput => Code::InvalidArgument,
-                io::ErrorKind::NotFound => Code::NotFound,
-                io::ErrorKind::ResourceBusy => Code::FailedPrecondition,
-                io::ErrorKind::PermissionDenied => Code::PermissionDenied,
+            Error::Io { source, .. } => match (source.kind(), source.raw_os_error()) {
+                // ERANGE: e.g. a cpuset naming a CPU the host does not have.
+                (io::ErrorKind::InvalidInput, _) | (_, Some(libc::ERANGE)) => Code::InvalidArgument,
+                (io::ErrorKind::NotFound, _) => Code::NotFound,
+                (io::ErrorKind::ResourceBusy, _) => Code::FailedPrecondition,
+                (io::ErrorKind::PermissionDenied, _) => Code::PermissionDenied,
                 _ => Code::Internal,
             },
             Error::Malformed { .. } => Code::Internal,
@@ -97,6 +98,7 @@ mod tests {
             (Error::Unsupported { what: "unified".into(), reason: "v1".into() }, Code::FailedPrecondition),
             (Error::NotFound { path: "/x".into() }, Code::NotFound),
             (io(22), Code::InvalidArgument), // EINVAL
+            (io(34), Code::InvalidArgument), // ERANGE
             (io(2), Code::NotFound),         // ENOENT
             (io(16), Code::FailedPrecondition), // EBUSY
             (io(13), Code::PermissionDenied), // EACCES

@@ -52,9 +52,34 @@ pub(crate) fn mkdir(path: &Path) -> Result<bool> {
 /// 1+2+4+8+16 ms, as runc's `RemovePath` does in spirit.
 const RMDIR_RETRIES: u32 = 5;
 
+/// Creates a directory and any missing parents, trying the leaf first (one `mkdir` in the
+/// common case, where `create_dir_all` would `stat` first).
+pub(crate) fn mkdir_all(path: &Path) -> Result<()> {
+    match fs::create_dir(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            if let Some(parent) = path.parent() {
+                mkdir_all(parent)?;
+            }
+            mkdir(path).map(drop)
+        }
+        Err(e) => Err(Error::io("mkdir", path, e)),
+    }
+}
+
 /// Removes a cgroup directory and every child cgroup, deepest first. cgroupfs only allows
 /// `rmdir` (its files cannot be unlinked), so `remove_dir_all` is not usable. Missing is success.
+/// The common leaf case is one `rmdir`; on `EBUSY` (child cgroups, or tasks still leaving) the
+/// children are removed and `rmdir` is retried with backoff.
 pub(crate) fn remove_tree(path: &Path) -> Result<()> {
+    match fs::remove_dir(path) {
+        Ok(()) => return Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        // EBUSY on cgroupfs, ENOTEMPTY on ordinary directories.
+        Err(e) if matches!(e.kind(), io::ErrorKind::ResourceBusy | io::ErrorKind::DirectoryNotEmpty) => {}
+        Err(e) => return Err(Error::io("rmdir", path, e)),
+    }
     let entries = match fs::read_dir(path) {
         Ok(entries) => entries,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
@@ -113,6 +138,10 @@ mod tests {
         fs::create_dir_all(root.join("d")).unwrap();
         remove_tree(&root).unwrap();
         assert!(!root.exists());
+        remove_tree(&root).unwrap();
+        mkdir_all(&root.join("x/y")).unwrap();
+        mkdir_all(&root.join("x/y")).unwrap();
+        assert!(root.join("x/y").is_dir());
         remove_tree(&root).unwrap();
         assert!(mkdir(&root).unwrap());
         assert!(!mkdir(&root).unwrap());

@@ -72,27 +72,41 @@ impl V1Manager {
         })
     }
 
-    /// Creates `path` level by level under the cpuset root, copying `cpuset.cpus/mems` from the
-    /// parent into every level that has them empty — a new v1 cpuset cgroup starts empty and then
-    /// refuses tasks with `ENOSPC`.
-    fn create_cpuset(&self, root: &Path, path: &CgroupPath) -> Result<()> {
-        let read = |dir: &Path, f: &str| fs::read(&dir.join(f)).map(|s| s.trim().to_owned());
-        let (mut cpus, mut mems) = (read(root, "cpuset.cpus")?, read(root, "cpuset.mems")?);
-        let mut dir = root.to_path_buf();
-        for c in path.components() {
-            dir.push(c);
-            let created = fs::mkdir(&dir)?;
-            for (file, inherited) in [("cpuset.cpus", &mut cpus), ("cpuset.mems", &mut mems)] {
-                let own = if created { String::new() } else { read(&dir, file)? };
-                if own.is_empty() {
+    /// Makes sure the cpuset cgroup `dir` exists with non-empty `cpuset.cpus/mems`, copying them
+    /// from the nearest ancestor that has them — a new v1 cpuset cgroup starts empty and then
+    /// refuses tasks with `ENOSPC`. Returns the values. The common case (parent exists and is
+    /// filled) costs one mkdir, two reads and two writes.
+    fn ensure_cpuset(&self, root: &Path, dir: &Path) -> Result<(String, String)> {
+        let read = |d: &Path, f: &str| fs::read(&d.join(f)).map(|s| s.trim().to_owned());
+        if dir == root {
+            return Ok((read(root, "cpuset.cpus")?, read(root, "cpuset.mems")?));
+        }
+        let parent = dir.parent().unwrap_or(root);
+        let mut inherited = None;
+        let created = match std::fs::create_dir(dir) {
+            Ok(()) => true,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => false,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                inherited = Some(self.ensure_cpuset(root, parent)?);
+                fs::mkdir(dir)?
+            }
+            Err(e) => return Err(Error::io("mkdir", dir, e)),
+        };
+        let mut own = if created { Default::default() } else { (read(dir, "cpuset.cpus")?, read(dir, "cpuset.mems")?) };
+        if own.0.is_empty() || own.1.is_empty() {
+            let from_parent = match inherited {
+                Some(v) => v,
+                None => self.ensure_cpuset(root, parent)?,
+            };
+            for (file, mine, theirs) in [("cpuset.cpus", &mut own.0, from_parent.0), ("cpuset.mems", &mut own.1, from_parent.1)] {
+                if mine.is_empty() {
                     let f = dir.join(file);
-                    fs::write(&f, inherited).map_err(|e| Error::io("write", f, e))?;
-                } else {
-                    *inherited = own;
+                    fs::write(&f, &theirs).map_err(|e| Error::io("write", f, e))?;
+                    *mine = theirs;
                 }
             }
         }
-        Ok(())
+        Ok(own)
     }
 }
 
@@ -108,10 +122,9 @@ impl CgroupManager for V1Manager {
         let cpuset_root = self.mounts.get(&Controller::Cpuset);
         for root in self.roots() {
             if cpuset_root.map(PathBuf::as_path) == Some(root) {
-                self.create_cpuset(root, path)?;
+                self.ensure_cpuset(root, &path.under(root))?;
             } else {
-                let dir = path.under(root);
-                std::fs::create_dir_all(&dir).map_err(|e| Error::io("mkdir", dir, e))?;
+                fs::mkdir_all(&path.under(root))?;
             }
         }
         tracing::debug!(cgroup.path = %path, "created v1 cgroup");

@@ -20,12 +20,8 @@ impl Runtime {
             if self.watch_shim(&sandbox.id).await {
                 self.reconcile_with_shim(&sandbox.id).await;
             } else {
-                tracing::warn!(sandbox.id = %sandbox.id, "shim is gone; marking the sandbox not ready");
-                self.settle_lost_containers(&sandbox.id, "the pod's shim exited");
-                let _ = self.sandboxes.update(&sandbox.id, |s| {
-                    s.state = SandboxState::NotReady;
-                    true
-                });
+                tracing::warn!(sandbox.id = %sandbox.id, "shim is gone");
+                self.shim_gone(&sandbox.id);
             }
         }
     }
@@ -43,16 +39,39 @@ impl Runtime {
         let runtime = Arc::clone(self);
         let sandbox_id = sandbox_id.to_string();
         tokio::spawn(async move {
-            while let Some(Event::Exited { id, exit }) = sub.next().await {
-                tracing::debug!(sandbox.id = %sandbox_id, container.id = %id, exit_code = exit.exit_code, "exit event");
-                if let Err(e) = runtime.containers.update(&id, |c| c.exited(&exit)) {
-                    tracing::error!(container.id = %id, error = %e, "recording exit");
+            loop {
+                while let Some(Event::Exited { id, exit }) = sub.next().await {
+                    tracing::debug!(sandbox.id = %sandbox_id, container.id = %id, exit_code = exit.exit_code, "exit event");
+                    if let Err(e) = runtime.containers.update(&id, |c| c.exited(&exit)) {
+                        tracing::error!(container.id = %id, error = %e, "recording exit");
+                    }
+                }
+                // The stream ended: a dropped connection to a live shim is re-made; otherwise
+                // the shim is gone.
+                match runtime.shim(&sandbox_id).subscribe().await {
+                    Ok(again) => sub = again,
+                    Err(_) => break,
                 }
             }
-            // The shim went away: whatever it did not report is settled from its exit files.
-            runtime.settle_lost_containers(&sandbox_id, "the pod's shim exited");
+            runtime.shim_gone(&sandbox_id);
         });
         true
+    }
+
+    /// A shim that went away: settle what it did not report from its exit files and mark the pod
+    /// NotReady, so kubelet recreates it (as containerd does when a sandbox's task dies).
+    fn shim_gone(&self, sandbox_id: &str) {
+        self.settle_lost_containers(sandbox_id, "the pod's shim exited");
+        let marked = self.sandboxes.update(sandbox_id, |s| {
+            let changed = s.state == SandboxState::Ready;
+            s.state = SandboxState::NotReady;
+            changed
+        });
+        match marked {
+            Ok(Some(_)) => tracing::info!(sandbox.id = %sandbox_id, "the pod's shim is gone; sandbox not ready"),
+            Ok(None) => {}
+            Err(e) => tracing::error!(sandbox.id = %sandbox_id, error = %e, "marking sandbox not ready"),
+        }
     }
 
     async fn reconcile_with_shim(&self, sandbox_id: &str) {

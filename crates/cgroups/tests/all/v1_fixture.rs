@@ -23,8 +23,11 @@ fn comounted_cpu_cpuacct_and_empty_cpuset_levels() {
         files(&dir, &[("cpu.shares", "1024\n"), ("cpu.cfs_quota_us", "-1\n"), ("cpu.cfs_period_us", "100000\n"), ("tasks", "")]);
     }
     files(&cpuset, &[("cpuset.cpus", "0-1\n"), ("cpuset.mems", "0\n")]);
-    // `a` exists already with the kernel's empty defaults (as after a plain mkdir).
-    files(&cpuset.join("a"), &[("cpuset.cpus", "\n"), ("cpuset.mems", "\n")]);
+    // `a` and `a/b` exist with the kernel's empty defaults (as after a plain mkdir; a fixture
+    // cannot create files on mkdir, so the freshly-created path is covered by the real v1 test).
+    for level in ["a", "a/b"] {
+        files(&cpuset.join(level), &[("cpuset.cpus", "\n"), ("cpuset.mems", "\n")]);
+    }
     let m = V1Manager::with_mounts([
         (Controller::Cpu, comount.clone()),
         (Controller::Cpuacct, comount.clone()),

@@ -9,7 +9,7 @@ use wasmlet_cgroups::{
     milli_cpu_to_quota, milli_cpu_to_shares,
 };
 
-use crate::common::{CGROUP_ROOT, CgroupGuard, proc_cgroup, read, require_root, spawn_sh, v1_dir, v1_manager};
+use crate::common::{CGROUP_ROOT, CgroupGuard, proc_cgroup, read, spawn_sh, v1_dir, v1_manager};
 
 const POD_UID: &str = "0e3a7b8c-1d2e-4f5a-9b6c-7d8e9f0a1b2c";
 const HIERARCHIES: [&str; 5] = ["cpu", "cpuacct", "cpuset", "memory", "pids"];

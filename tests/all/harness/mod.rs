@@ -3,15 +3,15 @@
 //! on its socket. Dropping it tears everything down through the CRI (so shims exit), then kills the
 //! daemon and any shim of this test still alive.
 //!
-//! Also: builders for the CRI configs the tests send, polling with a deadline ([`eventually`]), a
-//! strict reader of CRI-format container logs ([`read_log`]) and a /proc scan for shim processes.
+//! Also: builders for the CRI configs the tests send, polling with a deadline ([`eventually`]) and
+//! a /proc scan for shim processes; the guests are in `images`, the CRI log reader in `cri_log`.
 
 use std::collections::HashMap;
 use std::fmt::Debug;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
@@ -20,28 +20,16 @@ use nix::unistd::Pid;
 use wasmlet_cri::client::{CriClient, connect};
 use wasmlet_cri::k8s_cri::v1 as cri;
 
+mod cri_log;
+mod images;
+
+pub use cri_log::*;
+pub use images::*;
+
 pub const WASMLET: &str = env!("CARGO_BIN_EXE_wasmlet");
 
 /// The namespace every test pod lives in.
 pub const NAMESPACE: &str = "wasmlet-e2e";
-
-/// A guest program and the image name it is imported under.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Guest {
-    pub wasm: &'static str,
-    pub image: &'static str,
-}
-
-pub const HELLO_P1: Guest = Guest { wasm: wasmlet_wasm_apps::HELLO_P1, image: "localhost/hello-p1:latest" };
-pub const HELLO_P2: Guest = Guest { wasm: wasmlet_wasm_apps::HELLO_P2, image: "localhost/hello-p2:latest" };
-pub const LOGGER_P1: Guest = Guest { wasm: wasmlet_wasm_apps::LOGGER_P1, image: "localhost/logger-p1:latest" };
-pub const EXIT_CODE_P1: Guest = Guest { wasm: wasmlet_wasm_apps::EXIT_CODE_P1, image: "localhost/exit-code-p1:latest" };
-pub const EXIT_CODE_P2: Guest = Guest { wasm: wasmlet_wasm_apps::EXIT_CODE_P2, image: "localhost/exit-code-p2:latest" };
-pub const READER_P1: Guest = Guest { wasm: wasmlet_wasm_apps::READER_P1, image: "localhost/reader-p1:latest" };
-pub const MEM_GROWER_P1: Guest = Guest { wasm: wasmlet_wasm_apps::MEM_GROWER_P1, image: "localhost/mem-grower-p1:latest" };
-
-/// Every guest a test may ask for: compiled once per test run into a seed store (see [`seed`]).
-const SEEDED: &[Guest] = &[HELLO_P1, HELLO_P2, LOGGER_P1, EXIT_CODE_P1, EXIT_CODE_P2, READER_P1, MEM_GROWER_P1];
 
 /// How long a daemon may take to answer on its socket.
 const DAEMON_START: Duration = Duration::from_secs(10);
@@ -80,7 +68,7 @@ impl Daemon {
         std::fs::create_dir_all(&root).unwrap();
         // The compiled guests of the seed store, so each test does not compile them again; the
         // import below then only names them (and still goes through `wasmlet image import`).
-        copy_tree(seed(), &root.join("images"));
+        copy_seed_into(&root);
         for guest in guests {
             import(guest.wasm, guest.image, &root);
         }
@@ -101,11 +89,7 @@ impl Daemon {
 
     /// Starts the daemon process and waits until it answers `Version` on its socket.
     async fn spawn(&mut self) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.join("daemon.log"))
-            .expect("opening daemon.log");
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.join("daemon.log")).expect("opening daemon.log");
         let child = Command::new(WASMLET)
             .arg("daemon")
             .arg("--socket")
@@ -212,7 +196,15 @@ impl Daemon {
     }
 
     /// CreateContainer of [`container_config`] in `sandbox`; returns the container id.
-    pub async fn create(&self, sandbox: &str, name: &str, image: &str, args: &[&str], envs: &[(&str, &str)], mounts: Vec<cri::Mount>) -> String {
+    pub async fn create(
+        &self,
+        sandbox: &str,
+        name: &str,
+        image: &str,
+        args: &[&str],
+        envs: &[(&str, &str)],
+        mounts: Vec<cri::Mount>,
+    ) -> String {
         self.create_config(sandbox, container_config(name, image, args, envs, mounts)).await
     }
 
@@ -309,85 +301,6 @@ fn placeholder_client() -> CriClient {
     }
 }
 
-/// `wasmlet image import WASM --name IMAGE --root ROOT`, which must succeed.
-pub fn import(wasm: &str, image: &str, root: &Path) {
-    let out = Command::new(WASMLET)
-        .args(["image", "import", wasm, "--name", image, "--root"])
-        .arg(root)
-        .env("WASMLET_LOG", "warn")
-        .env_remove("WASMLET_CONFIG")
-        .output()
-        .expect("running wasmlet image import");
-    assert!(
-        out.status.success(),
-        "wasmlet image import {wasm} --name {image} failed ({}):\n{}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains(image), "wasmlet image import printed no line naming {image}: {stdout:?}");
-}
-
-/// The image store every test starts from: every guest of [`SEEDED`], imported (and so compiled)
-/// once per test run with `wasmlet image import`, concurrently.
-fn seed() -> &'static Path {
-    static SEED: OnceLock<PathBuf> = OnceLock::new();
-    SEED.get_or_init(|| {
-        require_root();
-        remove_stale_seeds();
-        let root = seed_root();
-        let _ = std::fs::remove_dir_all(&root);
-        std::fs::create_dir_all(&root).unwrap();
-        // SAFETY: registers a plain `extern "C" fn` that touches no state of ours but the path.
-        unsafe {
-            libc::atexit(remove_seed);
-        }
-        std::thread::scope(|s| {
-            for guest in SEEDED {
-                let root = &root;
-                s.spawn(move || import(guest.wasm, guest.image, root));
-            }
-        });
-        root.join("images")
-    })
-}
-
-fn seed_root() -> PathBuf {
-    PathBuf::from(format!("/tmp/wlt-seed-{}", std::process::id()))
-}
-
-/// Removes the seed store when the test binary exits.
-extern "C" fn remove_seed() {
-    let _ = std::fs::remove_dir_all(seed_root());
-}
-
-/// Seed stores of runs that died before removing theirs.
-fn remove_stale_seeds() {
-    let Ok(entries) = std::fs::read_dir("/tmp") else { return };
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if let Some(pid) = name.strip_prefix("wlt-seed-")
-            && !Path::new("/proc").join(pid).exists()
-        {
-            let _ = std::fs::remove_dir_all(entry.path());
-        }
-    }
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_tree(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
-
 /// Pids of live `wasmlet shim` processes whose command line names `state` (zombies have none).
 pub fn shim_pids(state: &Path) -> Vec<u32> {
     let needle = state.display().to_string();
@@ -435,11 +348,8 @@ pub async fn run_pod_with(cri: &CriClient, config: cri::PodSandboxConfig) -> Str
 /// CreateContainer in `sandbox`, sending the pod's config along as kubelet does.
 pub async fn create_with(cri: &CriClient, sandbox: &str, sandbox_config: &cri::PodSandboxConfig, config: cri::ContainerConfig) -> String {
     let name = config.metadata.as_ref().map(|m| m.name.clone()).unwrap_or_default();
-    let req = cri::CreateContainerRequest {
-        pod_sandbox_id: sandbox.into(),
-        config: Some(config),
-        sandbox_config: Some(sandbox_config.clone()),
-    };
+    let req =
+        cri::CreateContainerRequest { pod_sandbox_id: sandbox.into(), config: Some(config), sandbox_config: Some(sandbox_config.clone()) };
     match cri.runtime.clone().create_container(req).await {
         Ok(r) => r.into_inner().container_id,
         Err(e) => panic!("CreateContainer {name} in {sandbox}: {e:?}"),
@@ -501,94 +411,7 @@ pub fn expect_error<T: Debug>(what: &str, result: Result<T, tonic::Status>, code
     }
 }
 
-/// One record of a CRI container log: `<RFC3339Nano> <stdout|stderr> <P|F> <text>`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LogRecord {
-    /// The timestamp in nanoseconds since the epoch.
-    pub time: i64,
-    pub stream: String,
-    pub tag: String,
-    pub text: String,
-}
-
-/// Reads a CRI log file, asserting every complete line is in the CRI format (an unterminated
-/// last line, still being written, is left out). A missing file reads as no records.
-pub fn read_log(path: &Path) -> Vec<LogRecord> {
-    let bytes = match std::fs::read(path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Vec::new(),
-        Err(e) => panic!("reading log {}: {e}", path.display()),
-    };
-    let text = String::from_utf8(bytes).unwrap_or_else(|e| panic!("log {} is not UTF-8: {e}", path.display()));
-    let complete = match text.rfind('\n') {
-        Some(i) => &text[..i],
-        None => return Vec::new(),
-    };
-    complete
-        .split('\n')
-        .map(|line| {
-            let mut parts = line.splitn(4, ' ');
-            let (Some(ts), Some(stream), Some(tag), Some(rest)) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
-                panic!("log {}: line {line:?} is not `<time> <stream> <tag> <text>`", path.display());
-            };
-            let time = parse_rfc3339_utc(ts).unwrap_or_else(|| panic!("log {}: bad RFC3339Nano UTC timestamp {ts:?} in {line:?}", path.display()));
-            assert!(stream == "stdout" || stream == "stderr", "log {}: bad stream {stream:?} in {line:?}", path.display());
-            assert!(tag == "F" || tag == "P", "log {}: bad tag {tag:?} in {line:?}", path.display());
-            LogRecord { time, stream: stream.into(), tag: tag.into(), text: rest.into() }
-        })
-        .collect()
-}
-
-/// The texts of a log's stdout records.
-pub fn stdout_lines(path: &Path) -> Vec<String> {
-    read_log(path).into_iter().filter(|r| r.stream == "stdout").map(|r| r.text).collect()
-}
-
-/// Parses `YYYY-MM-DDTHH:MM:SS[.fraction]Z` (Go's RFC3339Nano in UTC) into nanoseconds.
-pub fn parse_rfc3339_utc(s: &str) -> Option<i64> {
-    let body = s.strip_suffix('Z')?;
-    let (date, time) = body.split_once('T')?;
-    let num = |t: &str, len: usize| -> Option<i64> {
-        (t.len() == len && t.bytes().all(|b| b.is_ascii_digit())).then(|| t.parse().ok()).flatten()
-    };
-    let d: Vec<&str> = date.split('-').collect();
-    let [y, mo, da] = d.as_slice() else { return None };
-    let (y, mo, da) = (num(y, 4)?, num(mo, 2)?, num(da, 2)?);
-    let (clock, frac) = match time.split_once('.') {
-        Some((c, f)) if (1..=9).contains(&f.len()) && f.bytes().all(|b| b.is_ascii_digit()) => {
-            (c, f.parse::<i64>().ok()? * 10i64.pow(9 - f.len() as u32))
-        }
-        Some(_) => return None,
-        None => (time, 0),
-    };
-    let t: Vec<&str> = clock.split(':').collect();
-    let [h, mi, se] = t.as_slice() else { return None };
-    let (h, mi, se) = (num(h, 2)?, num(mi, 2)?, num(se, 2)?);
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&da) || h > 23 || mi > 59 || se > 60 {
-        return None;
-    }
-    // Howard Hinnant's days_from_civil.
-    let yy = if mo <= 2 { y - 1 } else { y };
-    let era = yy.div_euclid(400);
-    let yoe = yy - era * 400;
-    let mp = if mo > 2 { mo - 3 } else { mo + 9 };
-    let doy = (153 * mp + 2) / 5 + da - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Some(((days * 86_400 + h * 3600 + mi * 60 + se) * 1_000_000_000) + frac)
-}
-
 /// Now, in CRI nanoseconds.
 pub fn now_nanos() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as i64
-}
-
-#[test]
-fn rfc3339_parser_matches_go_format() {
-    assert_eq!(parse_rfc3339_utc("1970-01-01T00:00:00Z"), Some(0));
-    assert_eq!(parse_rfc3339_utc("2023-11-14T22:13:20.123456789Z"), Some(1_700_000_000_123_456_789));
-    assert_eq!(parse_rfc3339_utc("2000-02-29T00:00:00.5Z"), Some(951_782_400_500_000_000));
-    assert_eq!(parse_rfc3339_utc("2023-11-14T22:13:20+00:00"), None);
-    assert_eq!(parse_rfc3339_utc("2023-11-14 22:13:20Z"), None);
-    assert_eq!(parse_rfc3339_utc("2023-11-14T22:13:20.Z"), None);
 }
