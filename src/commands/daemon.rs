@@ -15,12 +15,16 @@ pub struct Args {
 
 pub fn main(args: Args, log_filter: &str) -> anyhow::Result<ExitCode> {
     let paths = args.paths.resolve()?;
+    // Forked while this process is still single-threaded (before the async runtime).
+    let zygote = wasmlet_shim::zygote::Zygote::start()?;
+    tracing::info!(pid = zygote.pid(), "zygote started");
     let opts = RuntimeOptions {
         images: paths.root.join("images"),
         root: paths.root,
         state: paths.state,
         shim_exe: std::env::current_exe()?,
         shim_log_filter: log_filter.to_string(),
+        zygote: Some(std::sync::Arc::new(zygote)),
     };
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     rt.block_on(async move {

@@ -26,6 +26,8 @@ pub struct Args {
 }
 
 pub fn main(args: Args, log_filter: &str) -> anyhow::Result<ExitCode> {
+    // Forked first, while this process is single-threaded (compiling at import starts threads).
+    let zygote = wasmlet_shim::zygote::Zygote::start()?;
     let mut pod = Pod::load(&args.file)?;
     let paths = args.paths.resolve()?;
     let images_dir = paths.root.join("images");
@@ -38,6 +40,7 @@ pub fn main(args: Args, log_filter: &str) -> anyhow::Result<ExitCode> {
         images: images_dir,
         shim_exe: std::env::current_exe()?,
         shim_log_filter: log_filter.to_string(),
+        zygote: Some(std::sync::Arc::new(zygote)),
     };
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let result = rt.block_on(async {

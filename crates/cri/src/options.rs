@@ -1,9 +1,12 @@
 //! Where the runtime keeps its state and how it starts shims.
 
 use std::path::PathBuf;
+use std::sync::Arc;
+
+use wasmlet_shim::zygote::Zygote;
 
 /// Paths and settings of one runtime instance (the binary fills them from flags and config).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RuntimeOptions {
     /// Durable state: sandbox and container records, images (default `/var/lib/wasmlet`).
     pub root: PathBuf,
@@ -15,6 +18,9 @@ pub struct RuntimeOptions {
     pub shim_exe: PathBuf,
     /// `tracing` filter passed to shims.
     pub shim_log_filter: String,
+    /// The zygote that forks shims (the fast path); without one, or if it fails, shims are
+    /// started by exec of `shim_exe`.
+    pub zygote: Option<Arc<Zygote>>,
 }
 
 impl RuntimeOptions {

@@ -44,7 +44,8 @@ impl WasiView for P2Host {
     }
 }
 
-/// The engine and the two linkers, made once per shim.
+/// The engine and the two linkers, made once per shim (or once per zygote, shared by fork).
+#[derive(Clone)]
 pub(crate) struct Executor {
     engine: Engine,
     p1: Linker<P1Host>,

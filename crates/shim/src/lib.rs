@@ -11,11 +11,13 @@ mod cri_log;
 mod error;
 mod executor;
 mod limiter;
+mod proc_title;
 pub mod protocol;
 pub mod server;
 pub mod spawn;
 mod supervisor;
 mod wasi_stdio;
+pub mod zygote;
 
 pub use cri_log::{CriLog, LogStream};
 pub use error::Error;

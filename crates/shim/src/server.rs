@@ -56,7 +56,11 @@ pub fn bind_and_detach(opts: &ShimOptions) -> Result<UnixListener, Error> {
 
 /// Serves requests until a `Shutdown` arrives, then exits the process.
 pub fn serve(opts: ShimOptions, listener: UnixListener) -> Result<(), Error> {
-    let executor = Executor::new()?;
+    serve_with(Executor::new()?, opts, listener)
+}
+
+/// [`serve`] with an engine made beforehand (a zygote's child inherits its parent's).
+pub(crate) fn serve_with(executor: Executor, opts: ShimOptions, listener: UnixListener) -> Result<(), Error> {
     let supervisor = Arc::new(Supervisor::new(opts.sandbox_id.clone(), opts.dir.clone(), executor));
     tracing::info!(sandbox.id = %opts.sandbox_id, pid = std::process::id(), "shim serving");
     for conn in listener.incoming() {

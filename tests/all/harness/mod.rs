@@ -301,15 +301,16 @@ fn placeholder_client() -> CriClient {
     }
 }
 
-/// Pids of live `wasmlet shim` processes whose command line names `state` (zombies have none).
+/// Pids of live shim processes of `state`: their stderr is a shim.log under it (zombies have no fds).
 pub fn shim_pids(state: &Path) -> Vec<u32> {
     let needle = state.display().to_string();
     let mut pids = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
         let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
-        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else { continue };
-        let args: Vec<String> = cmdline.split(|&b| b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
-        if args.iter().any(|a| a == "shim") && args.iter().any(|a| a.starts_with(&needle)) {
+        // A shim (forked by the zygote or exec'd) writes its stderr to <state>/shims/<id>/shim.log.
+        let Ok(stderr) = std::fs::read_link(entry.path().join("fd/2")) else { continue };
+        let stderr = stderr.to_string_lossy();
+        if stderr.starts_with(&needle) && stderr.ends_with("/shim.log") {
             pids.push(pid);
         }
     }

@@ -37,7 +37,7 @@ impl Runtime {
         let shim_dir = self.opts.shim_dir(&id);
         let span = tracing::info_span!("run_pod_sandbox", sandbox.id = %id, pod.name = %md.name, pod.namespace = %md.namespace, pod.uid = %md.uid);
         let _enter = span.enter();
-        let shim_pid = match wasmlet_shim::spawn::spawn_shim(&self.opts.shim_exe, &id, &shim_dir, &self.opts.shim_log_filter).await {
+        let shim_pid = match self.spawn_shim(&id, &shim_dir).await {
             Ok(pid) => pid,
             Err(e) => {
                 let _ = std::fs::remove_dir_all(&shim_dir);
@@ -64,5 +64,16 @@ impl Runtime {
         }
         tracing::info!(shim.pid = shim_pid, "pod sandbox ready");
         Ok(RunPodSandboxResponse { pod_sandbox_id: id })
+    }
+
+    /// Forks the shim from the zygote, or execs it when there is no zygote or it failed.
+    async fn spawn_shim(&self, id: &str, shim_dir: &std::path::Path) -> Result<u32, wasmlet_shim::Error> {
+        if let Some(zygote) = &self.opts.zygote {
+            match zygote.spawn(id, shim_dir).await {
+                Ok(pid) => return Ok(pid),
+                Err(e) => tracing::warn!(error = %e, "zygote could not fork the shim; starting it by exec"),
+            }
+        }
+        wasmlet_shim::spawn::spawn_shim(&self.opts.shim_exe, id, shim_dir, &self.opts.shim_log_filter).await
     }
 }

@@ -1,0 +1,186 @@
+//! The zygote: a small single-threaded process, forked from the daemon once at start-up, that
+//! holds a ready wasmtime engine and linkers and forks a pod's shim on request. A fork is a
+//! fraction of a millisecond and shares nearly all memory; an exec of the wasmlet binary costs
+//! milliseconds (a 160 MB executable's relocations) plus a new engine.
+//!
+//! It must stay single-threaded (fork copies only the calling thread): no async runtime and no
+//! compile threads here. It dies with the daemon (PR_SET_PDEATHSIG); the shims it forked do not,
+//! and a restarted daemon forks a new zygote.
+//!
+//! Protocol, over a socketpair: the daemon writes one JSON [`SpawnRequest`] line, the zygote
+//! answers one JSON [`SpawnReply`] line once the shim's socket is bound and listening.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+
+use crate::executor::Executor;
+use crate::protocol::socket_path;
+use crate::server::{ShimOptions, serve_with};
+use crate::Error;
+
+#[derive(Debug, Serialize, Deserialize)]
+struct SpawnRequest {
+    sandbox_id: String,
+    dir: PathBuf,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+enum SpawnReply {
+    Spawned { pid: u32 },
+    Failed { message: String },
+}
+
+/// The daemon's handle on its zygote.
+pub struct Zygote {
+    pid: u32,
+    conn: tokio::sync::Mutex<Option<(tokio::io::BufReader<tokio::net::unix::OwnedReadHalf>, tokio::net::unix::OwnedWriteHalf)>>,
+    std_conn: std::sync::Mutex<Option<UnixStream>>,
+}
+
+impl Zygote {
+    /// Forks the zygote. Call while the process is still single-threaded (before any runtime).
+    pub fn start() -> Result<Zygote, Error> {
+        let (daemon_end, zygote_end) = UnixStream::pair().map_err(Error::io("socketpair", "zygote"))?;
+        // SAFETY: the caller guarantees the process is single-threaded, so the child may run
+        // arbitrary code after fork.
+        let daemon_pid = unsafe { libc::getpid() };
+        match unsafe { libc::fork() } {
+            -1 => Err(Error::Spawn(format!("forking the zygote: {}", std::io::Error::last_os_error()))),
+            0 => {
+                drop(daemon_end);
+                // SAFETY: plain syscalls.
+                unsafe {
+                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                    if libc::getppid() != daemon_pid {
+                        libc::_exit(0);
+                    }
+                }
+                zygote_main(zygote_end)
+            }
+            pid => {
+                drop(zygote_end);
+                Ok(Zygote {
+                    pid: pid as u32,
+                    conn: tokio::sync::Mutex::new(None),
+                    std_conn: std::sync::Mutex::new(Some(daemon_end)),
+                })
+            }
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// Has the zygote fork a shim for `sandbox_id` serving in `dir`; returns its pid once its
+    /// socket is listening.
+    pub async fn spawn(&self, sandbox_id: &str, dir: &Path) -> Result<u32, Error> {
+        let mut guard = self.conn.lock().await;
+        if guard.is_none() {
+            let std_conn = self.std_conn.lock().unwrap_or_else(|e| e.into_inner()).take();
+            let std_conn = std_conn.ok_or_else(|| Error::Spawn("the zygote connection is gone".into()))?;
+            std_conn.set_nonblocking(true).map_err(Error::io("zygote socket", "zygote"))?;
+            let stream = tokio::net::UnixStream::from_std(std_conn).map_err(Error::io("zygote socket", "zygote"))?;
+            let (read, write) = stream.into_split();
+            *guard = Some((tokio::io::BufReader::new(read), write));
+        }
+        let Some((read, write)) = guard.as_mut() else { unreachable!("set above") };
+        let mut line = serde_json::to_vec(&SpawnRequest { sandbox_id: sandbox_id.into(), dir: dir.to_owned() })
+            .map_err(|e| Error::Protocol(e.to_string()))?;
+        line.push(b'\n');
+        let broken = |e: std::io::Error| Error::Spawn(format!("the zygote is gone: {e}"));
+        write.write_all(&line).await.map_err(broken)?;
+        let mut reply = String::new();
+        if read.read_line(&mut reply).await.map_err(broken)? == 0 {
+            return Err(Error::Spawn("the zygote is gone".into()));
+        }
+        match serde_json::from_str(&reply).map_err(|e| Error::Protocol(format!("zygote reply: {e}")))? {
+            SpawnReply::Spawned { pid } => Ok(pid),
+            SpawnReply::Failed { message } => Err(Error::Spawn(message)),
+        }
+    }
+}
+
+fn zygote_main(conn: UnixStream) -> ! {
+    // Children are reaped by the kernel; each shim resets this for itself.
+    // SAFETY: setting a signal disposition.
+    unsafe {
+        libc::signal(libc::SIGCHLD, libc::SIG_IGN);
+    }
+    let _ = std::env::set_current_dir("/");
+    crate::proc_title::set("wasmlet zygote");
+    let executor = Executor::new();
+    let mut reader = BufReader::new(match conn.try_clone() {
+        Ok(c) => c,
+        Err(_) => std::process::exit(1),
+    });
+    let mut line = String::new();
+    loop {
+        line.clear();
+        match reader.read_line(&mut line) {
+            Ok(0) | Err(_) => std::process::exit(0),
+            Ok(_) => {}
+        }
+        let reply = match (serde_json::from_str::<SpawnRequest>(&line), &executor) {
+            (Err(e), _) => SpawnReply::Failed { message: format!("bad spawn request: {e}") },
+            (Ok(_), Err(e)) => SpawnReply::Failed { message: format!("the zygote has no engine: {e}") },
+            (Ok(req), Ok(executor)) => match fork_shim(req, executor, &conn) {
+                Ok(pid) => SpawnReply::Spawned { pid },
+                Err(e) => SpawnReply::Failed { message: e.to_string() },
+            },
+        };
+        let mut out = serde_json::to_vec(&reply).unwrap_or_default();
+        out.push(b'\n');
+        if (&conn).write_all(&out).is_err() {
+            std::process::exit(0);
+        }
+    }
+}
+
+/// Binds the shim's socket here (so it is listening before the daemon hears back), then forks.
+fn fork_shim(req: SpawnRequest, executor: &Executor, conn: &UnixStream) -> Result<u32, Error> {
+    std::fs::create_dir_all(&req.dir).map_err(Error::io("creating shim directory", &req.dir))?;
+    let log_path = req.dir.join("shim.log");
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .map_err(Error::io("opening shim log", &log_path))?;
+    let sock = socket_path(&req.dir);
+    let _ = std::fs::remove_file(&sock);
+    let listener = UnixListener::bind(&sock).map_err(Error::io("binding", &sock))?;
+    // SAFETY: the zygote is single-threaded.
+    match unsafe { libc::fork() } {
+        -1 => Err(Error::Spawn(format!("fork: {}", std::io::Error::last_os_error()))),
+        0 => {
+            // SAFETY: syscalls on this process's own descriptors and signal dispositions.
+            unsafe {
+                libc::close(conn.as_raw_fd());
+                libc::signal(libc::SIGCHLD, libc::SIG_DFL);
+                libc::setsid();
+                libc::dup2(log.as_raw_fd(), 2);
+                if let Ok(null) = std::fs::OpenOptions::new().read(true).write(true).open("/dev/null") {
+                    libc::dup2(null.as_raw_fd(), 0);
+                    libc::dup2(null.as_raw_fd(), 1);
+                }
+            }
+            drop(log);
+            crate::proc_title::set(&format!("wasmlet shim --sandbox-id {} --dir {}", req.sandbox_id, req.dir.display()));
+            let opts = ShimOptions { sandbox_id: req.sandbox_id, dir: req.dir };
+            let code = match serve_with(executor.clone(), opts, listener) {
+                Ok(()) => 0,
+                Err(e) => {
+                    tracing::error!(error = %e, "shim failed");
+                    1
+                }
+            };
+            std::process::exit(code)
+        }
+        pid => Ok(pid as u32),
+    }
+}
