@@ -74,7 +74,10 @@ impl Controller {
 
     /// Whether v2 allows the controller inside a threaded subtree (kernel `cgrp_dfl_threaded_ss_mask`).
     pub fn is_threaded(self) -> bool {
-        matches!(self, Controller::Cpu | Controller::Cpuset | Controller::Pids | Controller::PerfEvent)
+        matches!(
+            self,
+            Controller::Cpu | Controller::Cpuset | Controller::Pids | Controller::PerfEvent
+        )
     }
 }
 

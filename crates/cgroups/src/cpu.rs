@@ -108,14 +108,32 @@ mod tests {
             (500, 50_000, 25_000), // custom period (CPUCFSQuotaPeriod)
             (15, 50_000, 1_000),
         ] {
-            assert_eq!(milli_cpu_to_quota(milli, period), want, "{milli}m / {period}");
+            assert_eq!(
+                milli_cpu_to_quota(milli, period),
+                want,
+                "{milli}m / {period}"
+            );
         }
     }
 
     #[test]
     fn shares_to_weight_linear_table() {
-        for (shares, want) in [(0, 0), (2, 1), (3, 1), (102, 4), (512, 20), (1024, 39), (2048, 79), (262_143, 9999), (262_144, 10_000)] {
-            assert_eq!(shares_to_weight(shares, CpuWeightFormula::Linear), want, "{shares}");
+        for (shares, want) in [
+            (0, 0),
+            (2, 1),
+            (3, 1),
+            (102, 4),
+            (512, 20),
+            (1024, 39),
+            (2048, 79),
+            (262_143, 9999),
+            (262_144, 10_000),
+        ] {
+            assert_eq!(
+                shares_to_weight(shares, CpuWeightFormula::Linear),
+                want,
+                "{shares}"
+            );
         }
     }
 
@@ -138,7 +156,11 @@ mod tests {
             (262_143, 10_000),
             (262_144, 10_000),
         ] {
-            assert_eq!(shares_to_weight(shares, CpuWeightFormula::Quadratic), want, "{shares}");
+            assert_eq!(
+                shares_to_weight(shares, CpuWeightFormula::Quadratic),
+                want,
+                "{shares}"
+            );
         }
     }
 
@@ -149,7 +171,10 @@ mod tests {
             let mut prev = 0;
             for s in 2..=MAX_SHARES {
                 let w = shares_to_weight(s, f);
-                assert!(w >= prev && (1..=MAX_WEIGHT).contains(&w), "{f:?} {s} -> {w}");
+                assert!(
+                    w >= prev && (1..=MAX_WEIGHT).contains(&w),
+                    "{f:?} {s} -> {w}"
+                );
                 prev = w;
             }
         }

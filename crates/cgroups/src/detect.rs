@@ -49,7 +49,10 @@ pub fn detect(root: &Path) -> Result<Layout> {
     let mut layout = classify(&mounts, root)?;
     if let Some(unified) = &layout.unified {
         let text = fs::read(&unified.join("cgroup.controllers"))?;
-        layout.unified_controllers = text.split_whitespace().filter_map(Controller::from_name).collect();
+        layout.unified_controllers = text
+            .split_whitespace()
+            .filter_map(Controller::from_name)
+            .collect();
     }
     Ok(layout)
 }
@@ -82,9 +85,14 @@ fn unescape(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        let octal = b.get(i + 1..i + 4).filter(|d| b[i] == b'\\' && d.iter().all(|c| (b'0'..=b'7').contains(c)));
+        let octal = b
+            .get(i + 1..i + 4)
+            .filter(|d| b[i] == b'\\' && d.iter().all(|c| (b'0'..=b'7').contains(c)));
         if let Some(d) = octal {
-            out.push(d.iter().fold(0u8, |acc, c| acc.wrapping_mul(8).wrapping_add(c - b'0')));
+            out.push(
+                d.iter()
+                    .fold(0u8, |acc, c| acc.wrapping_mul(8).wrapping_add(c - b'0')),
+            );
             i += 4;
         } else {
             out.push(b[i]);
@@ -108,7 +116,11 @@ pub fn classify(mounts: &[MountEntry], root: &Path) -> Result<Layout> {
             "cgroup2" if mount_point == root => v2_at_root = true,
             "cgroup2" if mount_point.starts_with(root) => unified = Some(mount_point.to_path_buf()),
             "cgroup" if mount_point.starts_with(root) && mount_point != root => {
-                for c in m.super_options.iter().filter_map(|o| Controller::from_name(o)) {
+                for c in m
+                    .super_options
+                    .iter()
+                    .filter_map(|o| Controller::from_name(o))
+                {
                     v1.entry(c).or_insert_with(|| mount_point.to_path_buf());
                 }
             }
@@ -122,14 +134,21 @@ pub fn classify(mounts: &[MountEntry], root: &Path) -> Result<Layout> {
     } else if v1.is_empty() {
         return Err(Error::Unsupported {
             what: format!("cgroups at {}", root.display()),
-            reason: "no cgroup or cgroup2 file system is mounted there (see /proc/self/mountinfo)".into(),
+            reason: "no cgroup or cgroup2 file system is mounted there (see /proc/self/mountinfo)"
+                .into(),
         });
     } else if unified.is_some() {
         CgroupMode::Hybrid
     } else {
         CgroupMode::V1
     };
-    Ok(Layout { mode, root: root.to_path_buf(), v1, unified, unified_controllers: BTreeSet::new() })
+    Ok(Layout {
+        mode,
+        root: root.to_path_buf(),
+        v1,
+        unified,
+        unified_controllers: BTreeSet::new(),
+    })
 }
 
 #[cfg(test)]
@@ -159,18 +178,37 @@ mod tests {
 ";
 
     fn classify_text(text: &str, root: &str) -> Result<Layout> {
-        classify(&parse_mountinfo(Path::new("mountinfo"), text)?, Path::new(root))
+        classify(
+            &parse_mountinfo(Path::new("mountinfo"), text)?,
+            Path::new(root),
+        )
     }
 
     #[test]
     fn hybrid_host() {
         let l = classify_text(HYBRID, "/sys/fs/cgroup").unwrap();
         assert_eq!(l.mode, CgroupMode::Hybrid);
-        assert_eq!(l.unified.as_deref(), Some(Path::new("/sys/fs/cgroup/unified")));
-        assert_eq!(l.v1[&Controller::Cpuacct], Path::new("/sys/fs/cgroup/cpuacct"));
-        assert_eq!(l.v1.len(), 5, "name=systemd is not a controller: {:?}", l.v1);
+        assert_eq!(
+            l.unified.as_deref(),
+            Some(Path::new("/sys/fs/cgroup/unified"))
+        );
+        assert_eq!(
+            l.v1[&Controller::Cpuacct],
+            Path::new("/sys/fs/cgroup/cpuacct")
+        );
+        assert_eq!(
+            l.v1.len(),
+            5,
+            "name=systemd is not a controller: {:?}",
+            l.v1
+        );
         // The unified mount alone is a v2 root.
-        assert_eq!(classify_text(HYBRID, "/sys/fs/cgroup/unified").unwrap().mode, CgroupMode::V2);
+        assert_eq!(
+            classify_text(HYBRID, "/sys/fs/cgroup/unified")
+                .unwrap()
+                .mode,
+            CgroupMode::V2
+        );
     }
 
     #[test]
@@ -180,7 +218,10 @@ mod tests {
         let l = classify_text(V1_COMOUNT, "/sys/fs/cgroup").unwrap();
         assert_eq!(l.mode, CgroupMode::V1);
         assert_eq!(l.v1[&Controller::Cpu], l.v1[&Controller::Cpuacct]);
-        assert_eq!(l.v1[&Controller::Cpu], Path::new("/sys/fs/cgroup/cpu,cpuacct"));
+        assert_eq!(
+            l.v1[&Controller::Cpu],
+            Path::new("/sys/fs/cgroup/cpu,cpuacct")
+        );
     }
 
     #[test]
@@ -195,8 +236,14 @@ mod tests {
                     3 0 0:3 / /t/my\\040dir rw - cgroup2 cgroup2 rw\n";
         let mounts = parse_mountinfo(Path::new("m"), text).unwrap();
         assert_eq!(mounts[2].mount_point, Path::new("/t/my dir"));
-        assert_eq!(classify(&mounts, Path::new("/t/my dir")).unwrap().mode, CgroupMode::V2);
-        assert!(classify(&mounts, Path::new("/t")).is_err(), "the memory mount is hidden by tmpfs");
+        assert_eq!(
+            classify(&mounts, Path::new("/t/my dir")).unwrap().mode,
+            CgroupMode::V2
+        );
+        assert!(
+            classify(&mounts, Path::new("/t")).is_err(),
+            "the memory mount is hidden by tmpfs"
+        );
     }
 
     #[test]

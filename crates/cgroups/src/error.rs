@@ -14,11 +14,18 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub enum Error {
     /// A caller-supplied value is malformed or out of range (gRPC `InvalidArgument`).
     #[error("invalid {field} {value:?}: {reason}")]
-    InvalidArgument { field: &'static str, value: String, reason: String },
+    InvalidArgument {
+        field: &'static str,
+        value: String,
+        reason: String,
+    },
     /// A controller the operation needs is not mounted (v1) or not enabled (v2) for this cgroup
-    /// (gRPC `FailedPrecondition`). `path` is the hierarchy or file that is missing.
-    #[error("cgroup controller {controller} is not available: {} does not exist", path.display())]
-    MissingController { controller: Controller, path: PathBuf },
+    /// (gRPC `FailedPrecondition`). `detail` says what is missing: the file, or the hierarchy.
+    #[error("cgroup controller {controller} is not available: {detail}")]
+    MissingController {
+        controller: Controller,
+        detail: String,
+    },
     /// The host's cgroup setup cannot do what was asked, e.g. `unified` limits on a v1 host
     /// (gRPC `FailedPrecondition`).
     #[error("{what} is not supported: {reason}")]
@@ -69,16 +76,39 @@ impl Error {
         }
     }
 
-    pub(crate) fn invalid(field: &'static str, value: impl ToString, reason: impl Into<String>) -> Error {
-        Error::InvalidArgument { field, value: value.to_string(), reason: reason.into() }
+    pub(crate) fn invalid(
+        field: &'static str,
+        value: impl ToString,
+        reason: impl Into<String>,
+    ) -> Error {
+        Error::InvalidArgument {
+            field,
+            value: value.to_string(),
+            reason: reason.into(),
+        }
+    }
+
+    /// A controller file that does not exist in an existing cgroup.
+    pub(crate) fn missing_file(controller: Controller, file: &std::path::Path) -> Error {
+        Error::MissingController {
+            controller,
+            detail: format!("{} does not exist", file.display()),
+        }
     }
 
     pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Error {
-        Error::Io { op, path: path.into(), source }
+        Error::Io {
+            op,
+            path: path.into(),
+            source,
+        }
     }
 
     pub(crate) fn malformed(path: impl Into<PathBuf>, detail: impl Into<String>) -> Error {
-        Error::Malformed { path: path.into(), detail: detail.into() }
+        Error::Malformed {
+            path: path.into(),
+            detail: detail.into(),
+        }
     }
 }
 
@@ -90,19 +120,28 @@ mod tests {
     fn codes_table() {
         let io = |e: i32| Error::io("write", "/x", io::Error::from_raw_os_error(e));
         let table: Vec<(Error, Code)> = vec![
-            (Error::invalid("cpu_shares", 1, "too small"), Code::InvalidArgument),
             (
-                Error::MissingController { controller: Controller::Cpu, path: "/x".into() },
+                Error::invalid("cpu_shares", 1, "too small"),
+                Code::InvalidArgument,
+            ),
+            (
+                Error::missing_file(Controller::Cpu, "/x/cpu.max".as_ref()),
                 Code::FailedPrecondition,
             ),
-            (Error::Unsupported { what: "unified".into(), reason: "v1".into() }, Code::FailedPrecondition),
+            (
+                Error::Unsupported {
+                    what: "unified".into(),
+                    reason: "v1".into(),
+                },
+                Code::FailedPrecondition,
+            ),
             (Error::NotFound { path: "/x".into() }, Code::NotFound),
-            (io(22), Code::InvalidArgument), // EINVAL
-            (io(34), Code::InvalidArgument), // ERANGE
-            (io(2), Code::NotFound),         // ENOENT
+            (io(22), Code::InvalidArgument),    // EINVAL
+            (io(34), Code::InvalidArgument),    // ERANGE
+            (io(2), Code::NotFound),            // ENOENT
             (io(16), Code::FailedPrecondition), // EBUSY
-            (io(13), Code::PermissionDenied), // EACCES
-            (io(28), Code::Internal),        // ENOSPC
+            (io(13), Code::PermissionDenied),   // EACCES
+            (io(28), Code::Internal),           // ENOSPC
             (Error::malformed("/x", "bad"), Code::Internal),
         ];
         for (err, code) in table {
@@ -113,8 +152,14 @@ mod tests {
     #[test]
     fn messages_name_the_value_and_controller() {
         let e = Error::invalid("cgroup_parent", "/kubepods/../etc", "`..` is not allowed");
-        assert_eq!(e.to_string(), r#"invalid cgroup_parent "/kubepods/../etc": `..` is not allowed"#);
-        let e = Error::MissingController { controller: Controller::Hugetlb, path: "/sys/fs/cgroup/hugetlb".into() };
-        assert!(e.to_string().contains("hugetlb"), "{e}");
+        assert_eq!(
+            e.to_string(),
+            r#"invalid cgroup_parent "/kubepods/../etc": `..` is not allowed"#
+        );
+        let e = Error::missing_file(Controller::Hugetlb, "/cg/x/hugetlb.2MB.max".as_ref());
+        assert_eq!(
+            e.to_string(),
+            "cgroup controller hugetlb is not available: /cg/x/hugetlb.2MB.max does not exist"
+        );
     }
 }

@@ -50,11 +50,16 @@ pub struct FakeManager {
 
 impl FakeManager {
     pub fn new(dialect: Dialect) -> FakeManager {
-        FakeManager { dialect, state: Mutex::default() }
+        FakeManager {
+            dialect,
+            state: Mutex::default(),
+        }
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Every call so far, in order.
@@ -107,7 +112,11 @@ impl FakeManager {
         s.calls.push(call);
         if s.fail == Some(op) {
             s.fail = None;
-            return Err(Error::io("fake", format!("/fake/{op:?}"), std::io::Error::other("injected failure")));
+            return Err(Error::io(
+                "fake",
+                format!("/fake/{op:?}"),
+                std::io::Error::other("injected failure"),
+            ));
         }
         Ok(s)
     }
@@ -122,7 +131,9 @@ fn insert_with_ancestors(s: &mut State, path: &CgroupPath) {
 }
 
 fn not_found(path: &CgroupPath) -> Error {
-    Error::NotFound { path: PathBuf::from(path.to_string()) }
+    Error::NotFound {
+        path: PathBuf::from(path.to_string()),
+    }
 }
 
 impl CgroupManager for FakeManager {
@@ -142,7 +153,11 @@ impl CgroupManager for FakeManager {
     fn create_threaded(&self, path: &CgroupPath) -> Result<()> {
         let mut s = self.begin(Op::Create, Call::CreateThreaded(path.clone()))?;
         if path.is_root() {
-            return Err(Error::invalid("cgroup path", path, "the root cannot be threaded"));
+            return Err(Error::invalid(
+                "cgroup path",
+                path,
+                "the root cannot be threaded",
+            ));
         }
         insert_with_ancestors(&mut s, path);
         Ok(())
@@ -179,9 +194,14 @@ impl CgroupManager for FakeManager {
 
     fn remove(&self, path: &CgroupPath) -> Result<()> {
         let mut s = self.begin(Op::Remove, Call::Remove(path.clone()))?;
-        let inside = |c: &CgroupPath| c == path || c.as_str().starts_with(&format!("{}/", path.as_str()));
+        let inside =
+            |c: &CgroupPath| c == path || c.as_str().starts_with(&format!("{}/", path.as_str()));
         if s.tasks.iter().any(|(c, t)| inside(c) && !t.is_empty()) {
-            return Err(Error::io("rmdir", path.to_string(), std::io::Error::from(std::io::ErrorKind::ResourceBusy)));
+            return Err(Error::io(
+                "rmdir",
+                path.to_string(),
+                std::io::Error::from(std::io::ErrorKind::ResourceBusy),
+            ));
         }
         s.cgroups.retain(|c| !inside(c));
         s.tasks.retain(|c, _| !inside(c));

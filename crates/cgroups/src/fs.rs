@@ -12,7 +12,10 @@ use crate::{Error, Result};
 /// Writes `value` to an existing cgroup file with one `write(2)`. Never creates the file: on
 /// cgroupfs a missing file means a missing controller, and creating it would hide that.
 pub(crate) fn write(path: &Path, value: &str) -> io::Result<()> {
-    let mut f = fs::OpenOptions::new().write(true).truncate(true).open(path)?;
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(path)?;
     f.write_all(value.as_bytes())
 }
 
@@ -24,7 +27,9 @@ pub(crate) fn read(path: &Path) -> Result<String> {
 /// Parses a file holding one unsigned number.
 pub(crate) fn read_u64(path: &Path) -> Result<u64> {
     let text = read(path)?;
-    text.trim().parse().map_err(|_| Error::malformed(path, format!("expected a number, got {:?}", text.trim())))
+    text.trim()
+        .parse()
+        .map_err(|_| Error::malformed(path, format!("expected a number, got {:?}", text.trim())))
 }
 
 /// Finds `key` in a flat-keyed file (`memory.stat`, `cpu.stat`, `memory.events`, `memory.oom_control`).
@@ -33,7 +38,9 @@ pub(crate) fn keyed(path: &Path, text: &str, key: &str) -> Result<u64> {
         let mut it = line.split_whitespace();
         if it.next() == Some(key) {
             let v = it.next().unwrap_or_default();
-            return v.parse().map_err(|_| Error::malformed(path, format!("{key} has value {v:?}")));
+            return v
+                .parse()
+                .map_err(|_| Error::malformed(path, format!("{key} has value {v:?}")));
         }
     }
     Err(Error::malformed(path, format!("no {key} line")))
@@ -77,7 +84,11 @@ pub(crate) fn remove_tree(path: &Path) -> Result<()> {
         Ok(()) => return Ok(()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
         // EBUSY on cgroupfs, ENOTEMPTY on ordinary directories.
-        Err(e) if matches!(e.kind(), io::ErrorKind::ResourceBusy | io::ErrorKind::DirectoryNotEmpty) => {}
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::ResourceBusy | io::ErrorKind::DirectoryNotEmpty
+            ) => {}
         Err(e) => return Err(Error::io("rmdir", path, e)),
     }
     let entries = match fs::read_dir(path) {
@@ -87,7 +98,11 @@ pub(crate) fn remove_tree(path: &Path) -> Result<()> {
     };
     for entry in entries {
         let entry = entry.map_err(|e| Error::io("read_dir", path, e))?;
-        if entry.file_type().map_err(|e| Error::io("stat", entry.path(), e))?.is_dir() {
+        if entry
+            .file_type()
+            .map_err(|e| Error::io("stat", entry.path(), e))?
+            .is_dir()
+        {
             remove_tree(&entry.path())?;
         }
     }
@@ -116,7 +131,12 @@ mod tests {
         let p = Path::new("/memory.stat");
         assert_eq!(keyed(p, text, "inactive_file").unwrap(), 3);
         assert_eq!(keyed(p, text, "total_inactive_file").unwrap(), 7);
-        assert!(keyed(p, text, "anon").unwrap_err().to_string().contains("no anon line"));
+        assert!(
+            keyed(p, text, "anon")
+                .unwrap_err()
+                .to_string()
+                .contains("no anon line")
+        );
         assert!(keyed(p, "rss x\n", "rss").is_err());
     }
 

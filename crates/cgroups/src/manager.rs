@@ -4,7 +4,9 @@
 use std::fmt;
 use std::path::Path;
 
-use crate::{CgroupMode, CgroupPath, CpuWeightFormula, Resources, Result, V1Manager, V2Manager, detect};
+use crate::{
+    CgroupMode, CgroupPath, CpuWeightFormula, Resources, Result, V1Manager, V2Manager, detect,
+};
 
 /// Which cgroup version a manager drives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

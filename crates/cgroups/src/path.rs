@@ -34,7 +34,11 @@ impl CgroupPath {
     /// This path with one more component.
     pub fn join(&self, name: &str) -> Result<CgroupPath> {
         check_component("cgroup name", name, name)?;
-        Ok(CgroupPath(if self.0.is_empty() { name.to_owned() } else { format!("{}/{name}", self.0) }))
+        Ok(CgroupPath(if self.0.is_empty() {
+            name.to_owned()
+        } else {
+            format!("{}/{name}", self.0)
+        }))
     }
 
     pub fn is_root(&self) -> bool {
@@ -61,7 +65,11 @@ impl CgroupPath {
 
     /// The directory of this cgroup under a hierarchy mounted at `root`.
     pub fn under(&self, root: &Path) -> PathBuf {
-        if self.0.is_empty() { root.to_path_buf() } else { root.join(&self.0) }
+        if self.0.is_empty() {
+            root.to_path_buf()
+        } else {
+            root.join(&self.0)
+        }
     }
 }
 
@@ -128,7 +136,12 @@ impl PodCgroup {
                 })?
             }
         };
-        Ok(PodCgroup { path, driver, qos, pod_uid: pod_uid.to_owned() })
+        Ok(PodCgroup {
+            path,
+            driver,
+            qos,
+            pod_uid: pod_uid.to_owned(),
+        })
     }
 
     /// Parses the `cgroup_parent` of a `PodSandboxConfig`. Anything that is not exactly a pod
@@ -136,22 +149,33 @@ impl PodCgroup {
     /// outside `kubepods`, a custom `--cgroup-root` prefix (not supported yet), trailing `/`.
     pub fn parse_parent(value: &str) -> Result<PodCgroup> {
         let bad = |reason: &str| Error::invalid("cgroup_parent", value, reason);
-        let (driver, parts): (CgroupDriver, Vec<String>) = if value.ends_with(".slice") && !value.contains('/') {
-            let name = value.trim_end_matches(".slice");
-            expand_slice(value)?;
-            (CgroupDriver::Systemd, name.split('-').map(str::to_owned).collect())
-        } else {
-            let rel = value.strip_prefix('/').unwrap_or(value);
-            CgroupPath::new(rel).map_err(|e| match e {
-                Error::InvalidArgument { reason, .. } => bad(&reason),
-                other => other,
-            })?;
-            (CgroupDriver::Cgroupfs, rel.split('/').map(str::to_owned).collect())
-        };
+        let (driver, parts): (CgroupDriver, Vec<String>) =
+            if value.ends_with(".slice") && !value.contains('/') {
+                let name = value.trim_end_matches(".slice");
+                expand_slice(value)?;
+                (
+                    CgroupDriver::Systemd,
+                    name.split('-').map(str::to_owned).collect(),
+                )
+            } else {
+                let rel = value.strip_prefix('/').unwrap_or(value);
+                CgroupPath::new(rel).map_err(|e| match e {
+                    Error::InvalidArgument { reason, .. } => bad(&reason),
+                    other => other,
+                })?;
+                (
+                    CgroupDriver::Cgroupfs,
+                    rel.split('/').map(str::to_owned).collect(),
+                )
+            };
         let (tier, pod) = match parts.as_slice() {
             [root, pod] if root == "kubepods" => (None, pod),
             [root, tier, pod] if root == "kubepods" => (Some(tier.as_str()), pod),
-            _ => return Err(bad("not a pod cgroup under kubepods (want kubepods[/burstable|/besteffort]/pod<uid>)")),
+            _ => {
+                return Err(bad(
+                    "not a pod cgroup under kubepods (want kubepods[/burstable|/besteffort]/pod<uid>)",
+                ));
+            }
         };
         let qos = match tier {
             None => QosClass::Guaranteed,
@@ -159,8 +183,14 @@ impl PodCgroup {
             Some("besteffort") => QosClass::BestEffort,
             Some(_) => return Err(bad("the QoS level must be burstable or besteffort")),
         };
-        let uid = pod.strip_prefix("pod").ok_or_else(|| bad("the last component must be pod<uid>"))?;
-        let sep = if driver == CgroupDriver::Systemd { '_' } else { '-' };
+        let uid = pod
+            .strip_prefix("pod")
+            .ok_or_else(|| bad("the last component must be pod<uid>"))?;
+        let sep = if driver == CgroupDriver::Systemd {
+            '_'
+        } else {
+            '-'
+        };
         check_uid(value, uid, sep)?;
         let pod_cgroup = PodCgroup::new(qos, &uid.replace('_', "-"), driver)?;
         Ok(pod_cgroup)
@@ -172,9 +202,15 @@ impl PodCgroup {
         let ok = !container_id.is_empty()
             && container_id.len() <= 128
             && !container_id.starts_with('.')
-            && container_id.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+            && container_id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
         if !ok {
-            return Err(Error::invalid("container id", container_id, "want 1-128 of [A-Za-z0-9_.-], not starting with `.`"));
+            return Err(Error::invalid(
+                "container id",
+                container_id,
+                "want 1-128 of [A-Za-z0-9_.-], not starting with `.`",
+            ));
         }
         match self.driver {
             CgroupDriver::Cgroupfs => self.path.join(container_id),
@@ -184,8 +220,15 @@ impl PodCgroup {
 }
 
 fn check_uid(whole: &str, uid: &str, sep: char) -> Result<()> {
-    if uid.is_empty() || uid.len() > 128 || !uid.chars().all(|c| c.is_ascii_alphanumeric() || c == sep) {
-        return Err(Error::invalid("pod uid", whole, format!("want 1-128 of [A-Za-z0-9{sep}]")));
+    if uid.is_empty()
+        || uid.len() > 128
+        || !uid.chars().all(|c| c.is_ascii_alphanumeric() || c == sep)
+    {
+        return Err(Error::invalid(
+            "pod uid",
+            whole,
+            format!("want 1-128 of [A-Za-z0-9{sep}]"),
+        ));
     }
     Ok(())
 }
@@ -194,11 +237,18 @@ fn check_uid(whole: &str, uid: &str, sep: char) -> Result<()> {
 /// `-.slice` is the root. Rejects `/`, a leading or trailing `-` and `--`.
 pub fn expand_slice(slice: &str) -> Result<CgroupPath> {
     let bad = |reason: &str| Error::invalid("systemd slice", slice, reason);
-    let name = slice.strip_suffix(".slice").ok_or_else(|| bad("must end in .slice"))?;
+    let name = slice
+        .strip_suffix(".slice")
+        .ok_or_else(|| bad("must end in .slice"))?;
     if name == "-" {
         return Ok(CgroupPath::root());
     }
-    if name.is_empty() || name.contains('/') || name.starts_with('-') || name.ends_with('-') || name.contains("--") {
+    if name.is_empty()
+        || name.contains('/')
+        || name.starts_with('-')
+        || name.ends_with('-')
+        || name.contains("--")
+    {
         return Err(bad("empty, contains `/`, `--`, or starts or ends with `-`"));
     }
     let mut path = CgroupPath::root();
@@ -208,131 +258,13 @@ pub fn expand_slice(slice: &str) -> Result<CgroupPath> {
             prefix.push('-');
         }
         prefix.push_str(part);
-        path = path.join(&format!("{prefix}.slice")).map_err(|_| bad("invalid component"))?;
+        path = path
+            .join(&format!("{prefix}.slice"))
+            .map_err(|_| bad("invalid component"))?;
     }
     Ok(path)
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const UID: &str = "0e3a7b8c-1d2e-4f5a-9b6c-7d8e9f0a1b2c";
-    const UID_: &str = "0e3a7b8c_1d2e_4f5a_9b6c_7d8e9f0a1b2c";
-
-    #[test]
-    fn cgroup_path_rules() {
-        assert!(CgroupPath::new("").unwrap().is_root());
-        assert_eq!(CgroupPath::new("a/b").unwrap().parent().unwrap().as_str(), "a");
-        assert_eq!(CgroupPath::new("a").unwrap().parent(), Some(CgroupPath::root()));
-        assert_eq!(CgroupPath::root().parent(), None);
-        assert_eq!(CgroupPath::root().join("x").unwrap().as_str(), "x");
-        assert_eq!(CgroupPath::new("a/b").unwrap().under(Path::new("/r")), Path::new("/r/a/b"));
-        for bad in ["/a", "a/", "a//b", "a/../b", "..", ".", "a/\n", "a/./b"] {
-            assert!(CgroupPath::new(bad).is_err(), "{bad:?}");
-        }
-        assert!(CgroupPath::root().join("a/b").is_err());
-        assert!(CgroupPath::root().join("..").is_err());
-    }
-
-    #[test]
-    fn pod_cgroup_layout_table() {
-        use CgroupDriver::*;
-        use QosClass::*;
-        for (qos, driver, want) in [
-            (Guaranteed, Cgroupfs, format!("kubepods/pod{UID}")),
-            (Burstable, Cgroupfs, format!("kubepods/burstable/pod{UID}")),
-            (BestEffort, Cgroupfs, format!("kubepods/besteffort/pod{UID}")),
-            (Guaranteed, Systemd, format!("kubepods.slice/kubepods-pod{UID_}.slice")),
-            (
-                Burstable,
-                Systemd,
-                format!("kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{UID_}.slice"),
-            ),
-            (
-                BestEffort,
-                Systemd,
-                format!("kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod{UID_}.slice"),
-            ),
-        ] {
-            let pod = PodCgroup::new(qos, UID, driver).unwrap();
-            assert_eq!(pod.path.as_str(), want);
-        }
-    }
-
-    #[test]
-    fn parse_parent_accepts_kubelet_forms() {
-        use QosClass::*;
-        for (value, qos, driver, path) in [
-            (format!("/kubepods/burstable/pod{UID}"), Burstable, CgroupDriver::Cgroupfs, format!("kubepods/burstable/pod{UID}")),
-            (format!("/kubepods/pod{UID}"), Guaranteed, CgroupDriver::Cgroupfs, format!("kubepods/pod{UID}")),
-            (format!("kubepods/besteffort/pod{UID}"), BestEffort, CgroupDriver::Cgroupfs, format!("kubepods/besteffort/pod{UID}")),
-            (
-                format!("kubepods-burstable-pod{UID_}.slice"),
-                Burstable,
-                CgroupDriver::Systemd,
-                format!("kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{UID_}.slice"),
-            ),
-            (format!("kubepods-pod{UID_}.slice"), Guaranteed, CgroupDriver::Systemd, format!("kubepods.slice/kubepods-pod{UID_}.slice")),
-        ] {
-            let pod = PodCgroup::parse_parent(&value).unwrap_or_else(|e| panic!("{value}: {e}"));
-            assert_eq!((pod.qos, pod.driver, pod.path.as_str(), pod.pod_uid.as_str()), (qos, driver, path.as_str(), UID));
-        }
-    }
-
-    #[test]
-    fn parse_parent_rejects_and_names_the_value() {
-        for value in [
-            "",
-            "/",
-            "/kubepods",
-            "/kubepods/",
-            "/kubepods/burstable/",
-            "/kubepods//podabc",
-            "//kubepods/podabc",
-            "/kubepods/../etc",
-            "/kubepods/burstable/../../etc/podabc",
-            "/kubepods/burstable/pod..",
-            "/system.slice/podabc",
-            "/kubelet/kubepods/podabc",
-            "/kubepods/guaranteed/podabc",
-            "/kubepods/burstable/abc",
-            "/kubepods/burstable/pod",
-            "/kubepods/burstable/podabc/extra",
-            "/kubepods/burstable/pod_abc",
-            "kubepods-burstable-pod-abc.slice",
-            "kubepods--podabc.slice",
-            "-kubepods-podabc.slice",
-            "system-podabc.slice",
-            "kubepods.slice",
-            "-.slice",
-            "kubepods-burstable-pod../x.slice",
-            "/sys/fs/cgroup/kubepods/podabc",
-        ] {
-            let err = PodCgroup::parse_parent(value).expect_err(value);
-            assert!(matches!(err, Error::InvalidArgument { .. }), "{value}: {err}");
-            assert!(err.to_string().contains(&format!("{value:?}")), "{value}: {err}");
-        }
-    }
-
-    #[test]
-    fn container_paths() {
-        let pod = PodCgroup::new(QosClass::Burstable, UID, CgroupDriver::Cgroupfs).unwrap();
-        assert_eq!(pod.container("abc123").unwrap().as_str(), format!("kubepods/burstable/pod{UID}/abc123"));
-        let pod = PodCgroup::new(QosClass::Burstable, UID, CgroupDriver::Systemd).unwrap();
-        assert!(pod.container("abc").unwrap().as_str().ends_with(".slice/wasmlet-abc.scope"));
-        for bad in ["", "..", ".x", "a/b", "a b"] {
-            assert!(pod.container(bad).is_err(), "{bad:?}");
-        }
-    }
-
-    #[test]
-    fn expand_slice_table() {
-        assert_eq!(expand_slice("-.slice").unwrap(), CgroupPath::root());
-        assert_eq!(expand_slice("a.slice").unwrap().as_str(), "a.slice");
-        assert_eq!(expand_slice("a-b-c.slice").unwrap().as_str(), "a.slice/a-b.slice/a-b-c.slice");
-        for bad in ["a", "a-.slice", "-a.slice", "a--b.slice", ".slice", "a/b.slice"] {
-            assert!(expand_slice(bad).is_err(), "{bad}");
-        }
-    }
-}
+#[path = "path_tests.rs"]
+mod tests;

@@ -38,14 +38,21 @@ impl ResourceRequirements {
     /// `resourceQOS` in qos.go: the class of one set of requirements.
     fn qos(&self) -> QosClass {
         let d = self.with_api_defaults();
-        let pairs = [(d.requests.cpu_millis, d.limits.cpu_millis), (d.requests.memory_bytes, d.limits.memory_bytes)];
+        let pairs = [
+            (d.requests.cpu_millis, d.limits.cpu_millis),
+            (d.requests.memory_bytes, d.limits.memory_bytes),
+        ];
         let mut class = None;
         for (req, lim) in pairs {
             let (req, lim) = (req.unwrap_or(0), lim.unwrap_or(0));
             if req != lim {
                 return QosClass::Burstable;
             }
-            let this = if req == 0 { QosClass::BestEffort } else { QosClass::Guaranteed };
+            let this = if req == 0 {
+                QosClass::BestEffort
+            } else {
+                QosClass::Guaranteed
+            };
             match class {
                 None => class = Some(this),
                 Some(c) if c != this => return QosClass::Burstable,
@@ -107,7 +114,11 @@ pub struct OomScoreInput<'a> {
 /// write the value should clamp to 1000; this function does not, to stay a faithful copy.
 pub fn oom_score_adj(input: &OomScoreInput<'_>) -> Result<i64> {
     if input.memory_capacity <= 0 {
-        return Err(Error::invalid("memory_capacity", input.memory_capacity, "must be positive"));
+        return Err(Error::invalid(
+            "memory_capacity",
+            input.memory_capacity,
+            "must be positive",
+        ));
     }
     if input.node_critical {
         return Ok(GUARANTEED_OOM_SCORE_ADJ);
@@ -125,7 +136,9 @@ pub fn oom_score_adj(input: &OomScoreInput<'_>) -> Result<i64> {
     if let Some(regular) = input.sidecar_of {
         let with_default = |r: Option<i64>| r.unwrap_or(DEFAULT_MEMORY_REQUEST);
         let min_regular = regular.iter().map(|r| with_default(*r)).min();
-        let min = min_regular.map_or(with_default(input.memory_request), |m| m.min(with_default(input.memory_request)));
+        let min = min_regular.map_or(with_default(input.memory_request), |m| {
+            m.min(with_default(input.memory_request))
+        });
         adj = adj_for(min);
         if min <= own {
             adj += 1;
@@ -148,10 +161,19 @@ mod tests {
     const GI: i64 = 1 << 30;
     const MI: i64 = 1 << 20;
 
-    fn rr(req: (Option<i64>, Option<i64>), lim: (Option<i64>, Option<i64>)) -> ResourceRequirements {
+    fn rr(
+        req: (Option<i64>, Option<i64>),
+        lim: (Option<i64>, Option<i64>),
+    ) -> ResourceRequirements {
         ResourceRequirements {
-            requests: ResourceList { cpu_millis: req.0, memory_bytes: req.1 },
-            limits: ResourceList { cpu_millis: lim.0, memory_bytes: lim.1 },
+            requests: ResourceList {
+                cpu_millis: req.0,
+                memory_bytes: req.1,
+            },
+            limits: ResourceList {
+                cpu_millis: lim.0,
+                memory_bytes: lim.1,
+            },
         }
     }
 
@@ -168,16 +190,40 @@ mod tests {
         let table: &[(&str, &[ResourceRequirements], QosClass)] = &[
             ("no containers", &[], BestEffort),
             ("nothing set", &[none, none], BestEffort),
-            ("explicit zeros count as unset", &[explicit_zero], BestEffort),
-            ("requests equal limits", &[guaranteed, guaranteed], Guaranteed),
+            (
+                "explicit zeros count as unset",
+                &[explicit_zero],
+                BestEffort,
+            ),
+            (
+                "requests equal limits",
+                &[guaranteed, guaranteed],
+                Guaranteed,
+            ),
             ("requests default to limits", &[limits_only], Guaranteed),
             ("cpu only is not enough", &[cpu_only], Burstable),
             ("request below limit", &[unequal], Burstable),
             ("request without limit", &[req_only], Burstable),
-            ("explicit zero request is not defaulted", &[zero_req], Burstable),
-            ("one guaranteed, one best-effort", &[guaranteed, none], Burstable),
-            ("init container best-effort spoils guaranteed", &[none, guaranteed], Burstable),
-            ("memory only", &[rr((None, Some(GI)), (None, Some(GI)))], Burstable),
+            (
+                "explicit zero request is not defaulted",
+                &[zero_req],
+                Burstable,
+            ),
+            (
+                "one guaranteed, one best-effort",
+                &[guaranteed, none],
+                Burstable,
+            ),
+            (
+                "init container best-effort spoils guaranteed",
+                &[none, guaranteed],
+                Burstable,
+            ),
+            (
+                "memory only",
+                &[rr((None, Some(GI)), (None, Some(GI)))],
+                Burstable,
+            ),
         ];
         for (name, containers, want) in table {
             assert_eq!(pod_qos(containers.iter(), None), *want, "{name}");
@@ -188,7 +234,13 @@ mod tests {
     }
 
     fn input(qos: QosClass, request: Option<i64>, capacity: i64) -> OomScoreInput<'static> {
-        OomScoreInput { qos, node_critical: false, memory_request: request, sidecar_of: None, memory_capacity: capacity }
+        OomScoreInput {
+            qos,
+            node_critical: false,
+            memory_request: request,
+            sidecar_of: None,
+            memory_capacity: capacity,
+        }
     }
 
     /// A round capacity so the expected values are easy to check by hand.
@@ -200,18 +252,68 @@ mod tests {
         let table: &[(&str, OomScoreInput<'_>, i64)] = &[
             ("guaranteed", input(Guaranteed, Some(G), CAP), -997),
             ("best effort", input(BestEffort, None, CAP), 1000),
-            ("node critical burstable", OomScoreInput { node_critical: true, ..input(Burstable, None, CAP) }, -997),
-            ("node critical best effort", OomScoreInput { node_critical: true, ..input(BestEffort, None, CAP) }, -997),
-            ("burstable 1/4 of memory", input(Burstable, Some(G), CAP), 750),
+            (
+                "node critical burstable",
+                OomScoreInput {
+                    node_critical: true,
+                    ..input(Burstable, None, CAP)
+                },
+                -997,
+            ),
+            (
+                "node critical best effort",
+                OomScoreInput {
+                    node_critical: true,
+                    ..input(BestEffort, None, CAP)
+                },
+                -997,
+            ),
+            (
+                "burstable 1/4 of memory",
+                input(Burstable, Some(G), CAP),
+                750,
+            ),
             ("burstable 10%", input(Burstable, Some(CAP / 10), CAP), 900),
-            ("integer division truncates", input(Burstable, Some(CAP / 3), CAP), 667),
-            ("no request -> 1000 -> 999", input(Burstable, None, CAP), 999),
-            ("tiny request -> 1000 -> 999", input(Burstable, Some(1), CAP), 999),
-            ("whole node -> 0 -> 3, not 2", input(Burstable, Some(CAP), CAP), 3),
-            ("more than the node -> negative -> 3", input(Burstable, Some(2 * CAP), CAP), 3),
-            ("99.8% -> 2 -> 3", input(Burstable, Some(CAP / 1000 * 998), CAP), 3),
-            ("99.7% -> 3", input(Burstable, Some(CAP / 1000 * 997), CAP), 3),
-            ("99.6% -> 4", input(Burstable, Some(CAP / 1000 * 996), CAP), 4),
+            (
+                "integer division truncates",
+                input(Burstable, Some(CAP / 3), CAP),
+                667,
+            ),
+            (
+                "no request -> 1000 -> 999",
+                input(Burstable, None, CAP),
+                999,
+            ),
+            (
+                "tiny request -> 1000 -> 999",
+                input(Burstable, Some(1), CAP),
+                999,
+            ),
+            (
+                "whole node -> 0 -> 3, not 2",
+                input(Burstable, Some(CAP), CAP),
+                3,
+            ),
+            (
+                "more than the node -> negative -> 3",
+                input(Burstable, Some(2 * CAP), CAP),
+                3,
+            ),
+            (
+                "99.8% -> 2 -> 3",
+                input(Burstable, Some(CAP / 1000 * 998), CAP),
+                3,
+            ),
+            (
+                "99.7% -> 3",
+                input(Burstable, Some(CAP / 1000 * 997), CAP),
+                3,
+            ),
+            (
+                "99.6% -> 4",
+                input(Burstable, Some(CAP / 1000 * 996), CAP),
+                4,
+            ),
             ("1 GiB of 4 GiB", input(Burstable, Some(GI), 4 * GI), 750),
         ];
         for (name, i, want) in table {
@@ -231,7 +333,11 @@ mod tests {
         };
         let table: &[(&str, OomScoreInput<'_>, i64)] = &[
             ("smallest sidecar", sidecar(Some(G), &[Some(2 * G)]), 751),
-            ("bigger sidecar takes the smallest regular's score + 1", sidecar(Some(2 * G), &[Some(G), Some(3 * G)]), 751),
+            (
+                "bigger sidecar takes the smallest regular's score + 1",
+                sidecar(Some(2 * G), &[Some(G), Some(3 * G)]),
+                751,
+            ),
             ("equal", sidecar(Some(G), &[Some(G)]), 751),
             // Missing requests count as 200 MiB (1000*209715200/4e9 = 52).
             ("missing regular request", sidecar(Some(G), &[None]), 949),

@@ -79,19 +79,45 @@ impl Resources {
         let mut l = Limits::default();
         match self.cpu_shares {
             0 => {}
-            s if (cpu::MIN_SHARES as i64..=cpu::MAX_SHARES as i64).contains(&s) => l.shares = Some(s as u64),
-            s => return Err(Error::invalid("cpu_shares", s, "must be 0 (unset) or within [2, 262144]")),
+            s if (cpu::MIN_SHARES as i64..=cpu::MAX_SHARES as i64).contains(&s) => {
+                l.shares = Some(s as u64)
+            }
+            s => {
+                return Err(Error::invalid(
+                    "cpu_shares",
+                    s,
+                    "must be 0 (unset) or within [2, 262144]",
+                ));
+            }
         }
         let quota = match self.cpu_quota {
             -1 | 0 => Max::Unlimited,
             q if q >= cpu::MIN_QUOTA_PERIOD_US => Max::Value(q as u64),
-            q if q < -1 => return Err(Error::invalid("cpu_quota", q, "negative (only -1, unlimited, is allowed)")),
-            q => return Err(Error::invalid("cpu_quota", q, "below the kernel minimum of 1000 µs")),
+            q if q < -1 => {
+                return Err(Error::invalid(
+                    "cpu_quota",
+                    q,
+                    "negative (only -1, unlimited, is allowed)",
+                ));
+            }
+            q => {
+                return Err(Error::invalid(
+                    "cpu_quota",
+                    q,
+                    "below the kernel minimum of 1000 µs",
+                ));
+            }
         };
         let period = match self.cpu_period {
             0 => cpu::QUOTA_PERIOD_US as u64,
             p if (cpu::MIN_QUOTA_PERIOD_US..=cpu::MAX_PERIOD_US).contains(&p) => p as u64,
-            p => return Err(Error::invalid("cpu_period", p, "must be 0 (default 100000) or within [1000, 1000000] µs")),
+            p => {
+                return Err(Error::invalid(
+                    "cpu_period",
+                    p,
+                    "must be 0 (default 100000) or within [1000, 1000000] µs",
+                ));
+            }
         };
         if self.cpu_quota != 0 || self.cpu_period != 0 {
             l.cpu_max = Some((quota, period));
@@ -107,18 +133,31 @@ impl Resources {
                 && !digits.starts_with('0')
                 && digits.bytes().all(|b| b.is_ascii_digit());
             if !ok {
-                return Err(Error::invalid("hugepage page_size", &h.page_size, "want <number><KB|MB|GB|TB|PB>, e.g. 2MB"));
+                return Err(Error::invalid(
+                    "hugepage page_size",
+                    &h.page_size,
+                    "want <number><KB|MB|GB|TB|PB>, e.g. 2MB",
+                ));
             }
             if h.limit > i64::MAX as u64 {
-                return Err(Error::invalid("hugepage limit", h.limit, "larger than the kernel's i64 maximum"));
+                return Err(Error::invalid(
+                    "hugepage limit",
+                    h.limit,
+                    "larger than the kernel's i64 maximum",
+                ));
             }
             if l.hugepages.iter().any(|(s, _)| *s == h.page_size) {
-                return Err(Error::invalid("hugepage page_size", &h.page_size, "given twice"));
+                return Err(Error::invalid(
+                    "hugepage page_size",
+                    &h.page_size,
+                    "given twice",
+                ));
             }
             l.hugepages.push((h.page_size.clone(), h.limit));
         }
         for (key, value) in &self.unified {
-            l.unified.push((unified_controller(key)?, key.clone(), value.clone()));
+            l.unified
+                .push((unified_controller(key)?, key.clone(), value.clone()));
             if value.contains('\0') {
                 return Err(Error::invalid("unified value", key, "contains NUL"));
             }
@@ -137,7 +176,11 @@ fn limit(field: &'static str, v: i64) -> Result<Option<Max>> {
         0 => Ok(None),
         -1 => Ok(Some(Max::Unlimited)),
         v if v > 0 => Ok(Some(Max::Value(v as u64))),
-        v => Err(Error::invalid(field, v, "negative (only -1, unlimited, is allowed)")),
+        v => Err(Error::invalid(
+            field,
+            v,
+            "negative (only -1, unlimited, is allowed)",
+        )),
     }
 }
 
@@ -150,10 +193,16 @@ fn swap(memory: i64, swap: i64) -> Result<Option<(Max, bool)>> {
     match limit(field, swap)? {
         None => Ok(None),
         Some(Max::Unlimited) => Ok(Some((Max::Unlimited, false))),
-        Some(Max::Value(_)) if memory <= 0 => Err(Error::invalid(field, swap, "a swap limit needs a memory limit")),
-        Some(Max::Value(_)) if swap < memory => {
-            Err(Error::invalid(field, swap, format!("must be >= memory_limit_in_bytes {memory} (it includes memory)")))
-        }
+        Some(Max::Value(_)) if memory <= 0 => Err(Error::invalid(
+            field,
+            swap,
+            "a swap limit needs a memory limit",
+        )),
+        Some(Max::Value(_)) if swap < memory => Err(Error::invalid(
+            field,
+            swap,
+            format!("must be >= memory_limit_in_bytes {memory} (it includes memory)"),
+        )),
         Some(m) => Ok(Some((m, false))),
     }
 }
@@ -163,7 +212,11 @@ fn cpuset(field: &'static str, v: &str) -> Result<Option<String>> {
     if v.is_empty() {
         return Ok(None);
     }
-    let num = |s: &str| (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())).then(|| s.parse::<u32>().ok()).flatten();
+    let num = |s: &str| {
+        (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| s.parse::<u32>().ok())
+            .flatten()
+    };
     for item in v.split(',') {
         let ok = match item.split_once('-') {
             None => num(item).is_some(),
@@ -178,12 +231,25 @@ fn cpuset(field: &'static str, v: &str) -> Result<Option<String>> {
 
 fn unified_controller(key: &str) -> Result<Controller> {
     let bad = |reason: &str| Error::invalid("unified key", key, reason);
-    let (prefix, rest) = key.split_once('.').ok_or_else(|| bad("want <controller>.<file>"))?;
-    if rest.is_empty() || !key.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'.') {
+    let (prefix, rest) = key
+        .split_once('.')
+        .ok_or_else(|| bad("want <controller>.<file>"))?;
+    if rest.is_empty()
+        || !key
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'.')
+    {
         return Err(bad("want <controller>.<file> in [a-z0-9_.]"));
     }
     match Controller::from_name(prefix) {
-        Some(c) if !matches!(c, Controller::Cpuacct | Controller::Blkio | Controller::NetCls | Controller::NetPrio) => Ok(c),
+        Some(c)
+            if !matches!(
+                c,
+                Controller::Cpuacct | Controller::Blkio | Controller::NetCls | Controller::NetPrio
+            ) =>
+        {
+            Ok(c)
+        }
         _ if prefix == "cgroup" => Err(bad("core cgroup.* files are managed by wasmlet")),
         _ => Err(bad("unknown v2 controller")),
     }
@@ -194,7 +260,12 @@ pub fn render(l: &Limits, dialect: Dialect) -> Result<Vec<Write>> {
     let v2 = matches!(dialect, Dialect::V2(_));
     let mut out = Vec::new();
     let mut push = |controller, file: &str, value: String, optional| {
-        out.push(Write { controller, file: file.to_owned(), value, optional });
+        out.push(Write {
+            controller,
+            file: file.to_owned(),
+            value,
+            optional,
+        });
     };
     let v1_num = |m: Max| match m {
         Max::Unlimited => "-1".to_owned(),
@@ -207,19 +278,43 @@ pub fn render(l: &Limits, dialect: Dialect) -> Result<Vec<Write>> {
     if let Some(shares) = l.shares {
         match dialect {
             Dialect::V1 => push(Controller::Cpu, "cpu.shares", shares.to_string(), false),
-            Dialect::V2(f) => push(Controller::Cpu, "cpu.weight", cpu::shares_to_weight(shares, f).to_string(), false),
+            Dialect::V2(f) => push(
+                Controller::Cpu,
+                "cpu.weight",
+                cpu::shares_to_weight(shares, f).to_string(),
+                false,
+            ),
         }
     }
     if let Some((quota, period)) = l.cpu_max {
         if v2 {
-            push(Controller::Cpu, "cpu.max", format!("{} {period}", v2_num(quota)), false);
+            push(
+                Controller::Cpu,
+                "cpu.max",
+                format!("{} {period}", v2_num(quota)),
+                false,
+            );
         } else {
-            push(Controller::Cpu, "cpu.cfs_period_us", period.to_string(), false);
+            push(
+                Controller::Cpu,
+                "cpu.cfs_period_us",
+                period.to_string(),
+                false,
+            );
             push(Controller::Cpu, "cpu.cfs_quota_us", v1_num(quota), false);
         }
     }
     if let Some(m) = l.memory {
-        push(Controller::Memory, if v2 { "memory.max" } else { "memory.limit_in_bytes" }, if v2 { v2_num(m) } else { v1_num(m) }, false);
+        push(
+            Controller::Memory,
+            if v2 {
+                "memory.max"
+            } else {
+                "memory.limit_in_bytes"
+            },
+            if v2 { v2_num(m) } else { v1_num(m) },
+            false,
+        );
     }
     if let Some((total, derived)) = l.memory_swap {
         if v2 {
@@ -230,7 +325,12 @@ pub fn render(l: &Limits, dialect: Dialect) -> Result<Vec<Write>> {
             let optional = value == "max" || value == "0";
             push(Controller::Memory, "memory.swap.max", value, optional);
         } else {
-            push(Controller::Memory, "memory.memsw.limit_in_bytes", v1_num(total), derived);
+            push(
+                Controller::Memory,
+                "memory.memsw.limit_in_bytes",
+                v1_num(total),
+                derived,
+            );
         }
     }
     if let Some(cpus) = &l.cpuset_cpus {
@@ -240,7 +340,11 @@ pub fn render(l: &Limits, dialect: Dialect) -> Result<Vec<Write>> {
         push(Controller::Cpuset, "cpuset.mems", mems.clone(), false);
     }
     for (size, limit) in &l.hugepages {
-        let file = if v2 { format!("hugetlb.{size}.max") } else { format!("hugetlb.{size}.limit_in_bytes") };
+        let file = if v2 {
+            format!("hugetlb.{size}.max")
+        } else {
+            format!("hugetlb.{size}.limit_in_bytes")
+        };
         push(Controller::Hugetlb, &file, limit.to_string(), false);
     }
     if !l.unified.is_empty() && !v2 {
@@ -259,3 +363,7 @@ pub fn render(l: &Limits, dialect: Dialect) -> Result<Vec<Write>> {
 #[cfg(test)]
 #[path = "resources_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "resources_validation_tests.rs"]
+mod validation_tests;

@@ -11,13 +11,21 @@ use crate::{CgroupPath, Controller, Error, Layout, Resources, Result, fs};
 
 /// The hierarchies a container or pod cgroup is created in, when mounted. Others (devices,
 /// freezer, blkio, net_cls, perf_event, name=systemd) are left alone.
-pub const V1_MANAGED: [Controller; 6] =
-    [Controller::Cpu, Controller::Cpuacct, Controller::Cpuset, Controller::Memory, Controller::Pids, Controller::Hugetlb];
+pub const V1_MANAGED: [Controller; 6] = [
+    Controller::Cpu,
+    Controller::Cpuacct,
+    Controller::Cpuset,
+    Controller::Memory,
+    Controller::Pids,
+    Controller::Hugetlb,
+];
 
 /// Pairs of files whose kernel checks depend on each other; if the first write is refused with
 /// `EINVAL`, the pair is written in the other order (runc does the same for both).
-const ORDERED_PAIRS: [(&str, &str); 2] =
-    [("cpu.cfs_period_us", "cpu.cfs_quota_us"), ("memory.limit_in_bytes", "memory.memsw.limit_in_bytes")];
+const ORDERED_PAIRS: [(&str, &str); 2] = [
+    ("cpu.cfs_period_us", "cpu.cfs_quota_us"),
+    ("memory.limit_in_bytes", "memory.memsw.limit_in_bytes"),
+];
 
 /// cgroup v1 manager.
 #[derive(Debug, Clone)]
@@ -33,7 +41,12 @@ impl V1Manager {
 
     /// Uses explicit hierarchy mount points (tests point these at a fixture directory).
     pub fn with_mounts(mounts: impl IntoIterator<Item = (Controller, PathBuf)>) -> V1Manager {
-        V1Manager { mounts: mounts.into_iter().filter(|(c, _)| V1_MANAGED.contains(c)).collect() }
+        V1Manager {
+            mounts: mounts
+                .into_iter()
+                .filter(|(c, _)| V1_MANAGED.contains(c))
+                .collect(),
+        }
     }
 
     /// The managed controllers this host has.
@@ -50,10 +63,13 @@ impl V1Manager {
     }
 
     fn mount(&self, controller: Controller) -> Result<&Path> {
-        self.mounts.get(&controller).map(PathBuf::as_path).ok_or_else(|| Error::MissingController {
-            controller,
-            path: PathBuf::from(format!("a v1 hierarchy with {controller} (see /proc/self/mountinfo)")),
-        })
+        self.mounts
+            .get(&controller)
+            .map(PathBuf::as_path)
+            .ok_or_else(|| Error::MissingController {
+                controller,
+                detail: "no v1 hierarchy is mounted for it (see /proc/self/mountinfo)".into(),
+            })
     }
 
     fn dir(&self, controller: Controller, path: &CgroupPath) -> Result<PathBuf> {
@@ -67,7 +83,7 @@ impl V1Manager {
         let file = dir.join(&w.file);
         fs::write(&file, &w.value).map_err(|e| match e.kind() {
             io::ErrorKind::NotFound if !dir.is_dir() => Error::NotFound { path: dir },
-            io::ErrorKind::NotFound => Error::MissingController { controller: w.controller, path: file.clone() },
+            io::ErrorKind::NotFound => Error::missing_file(w.controller, &file),
             _ => Error::io("write", &file, e),
         })
     }
@@ -92,13 +108,20 @@ impl V1Manager {
             }
             Err(e) => return Err(Error::io("mkdir", dir, e)),
         };
-        let mut own = if created { Default::default() } else { (read(dir, "cpuset.cpus")?, read(dir, "cpuset.mems")?) };
+        let mut own = if created {
+            Default::default()
+        } else {
+            (read(dir, "cpuset.cpus")?, read(dir, "cpuset.mems")?)
+        };
         if own.0.is_empty() || own.1.is_empty() {
             let from_parent = match inherited {
                 Some(v) => v,
                 None => self.ensure_cpuset(root, parent)?,
             };
-            for (file, mine, theirs) in [("cpuset.cpus", &mut own.0, from_parent.0), ("cpuset.mems", &mut own.1, from_parent.1)] {
+            for (file, mine, theirs) in [
+                ("cpuset.cpus", &mut own.0, from_parent.0),
+                ("cpuset.mems", &mut own.1, from_parent.1),
+            ] {
                 if mine.is_empty() {
                     let f = dir.join(file);
                     fs::write(&f, &theirs).map_err(|e| Error::io("write", f, e))?;
@@ -145,7 +168,9 @@ impl CgroupManager for V1Manager {
                 Err(Error::MissingController { .. }) if w.optional => i += 1,
                 Err(Error::Io { source, .. })
                     if source.kind() == io::ErrorKind::InvalidInput
-                        && writes.get(i + 1).is_some_and(|n| ORDERED_PAIRS.contains(&(w.file.as_str(), n.file.as_str()))) =>
+                        && writes.get(i + 1).is_some_and(|n| {
+                            ORDERED_PAIRS.contains(&(w.file.as_str(), n.file.as_str()))
+                        }) =>
                 {
                     self.write(path, &writes[i + 1])?;
                     self.write(path, w)?;
@@ -189,7 +214,11 @@ impl CgroupManager for V1Manager {
         Ok(Stats {
             cpu_usage_ns: fs::read_u64(&cpu_dir.join("cpuacct.usage"))?,
             memory_usage_bytes: usage,
-            working_set_bytes: usage.saturating_sub(fs::keyed(&stat_path, &stat, "total_inactive_file")?),
+            working_set_bytes: usage.saturating_sub(fs::keyed(
+                &stat_path,
+                &stat,
+                "total_inactive_file",
+            )?),
             rss_bytes: fs::keyed(&stat_path, &stat, "total_rss")?,
             oom_kill_count: fs::keyed(&oom_path, &fs::read(&oom_path)?, "oom_kill")?,
         })
@@ -197,7 +226,11 @@ impl CgroupManager for V1Manager {
 
     fn remove(&self, path: &CgroupPath) -> Result<()> {
         if path.is_root() {
-            return Err(Error::invalid("cgroup path", path, "the root cgroup cannot be removed"));
+            return Err(Error::invalid(
+                "cgroup path",
+                path,
+                "the root cgroup cannot be removed",
+            ));
         }
         let mut first_err = None;
         for root in self.roots() {

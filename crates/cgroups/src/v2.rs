@@ -10,8 +10,13 @@ use crate::resources::Dialect;
 use crate::{CgroupPath, Controller, CpuWeightFormula, Error, Resources, Result, fs};
 
 /// Controllers enabled for children when available: kubelet's `getSupportedUnifiedControllers`.
-pub const V2_MANAGED: [Controller; 5] =
-    [Controller::Cpu, Controller::Cpuset, Controller::Memory, Controller::Hugetlb, Controller::Pids];
+pub const V2_MANAGED: [Controller; 5] = [
+    Controller::Cpu,
+    Controller::Cpuset,
+    Controller::Memory,
+    Controller::Hugetlb,
+    Controller::Pids,
+];
 
 /// cgroup v2 manager rooted at a cgroup2 mount.
 #[derive(Debug, Clone)]
@@ -23,7 +28,10 @@ pub struct V2Manager {
 impl V2Manager {
     /// A manager for the cgroup2 file system mounted at `root`.
     pub fn new(root: &Path) -> V2Manager {
-        V2Manager { root: root.to_path_buf(), weight: CpuWeightFormula::default() }
+        V2Manager {
+            root: root.to_path_buf(),
+            weight: CpuWeightFormula::default(),
+        }
     }
 
     /// Chooses the shares → weight mapping (see [`CpuWeightFormula`]).
@@ -40,13 +48,20 @@ impl V2Manager {
 
     /// Enables `wanted ∩ available` for the children of `path` by writing `+cpu +memory …` to its
     /// `cgroup.subtree_control`; already-enabled ones are not rewritten. Returns what is enabled.
-    pub fn enable_controllers(&self, path: &CgroupPath, wanted: &[Controller]) -> Result<BTreeSet<Controller>> {
+    pub fn enable_controllers(
+        &self,
+        path: &CgroupPath,
+        wanted: &[Controller],
+    ) -> Result<BTreeSet<Controller>> {
         let dir = self.existing(path)?;
         let file = dir.join("cgroup.subtree_control");
         let enabled = words(&fs::read(&file)?);
         let available = words(&fs::read(&dir.join("cgroup.controllers"))?);
-        let todo: Vec<Controller> =
-            wanted.iter().copied().filter(|c| available.contains(c) && !enabled.contains(c)).collect();
+        let todo: Vec<Controller> = wanted
+            .iter()
+            .copied()
+            .filter(|c| available.contains(c) && !enabled.contains(c))
+            .collect();
         if todo.is_empty() {
             return Ok(enabled);
         }
@@ -54,7 +69,15 @@ impl V2Manager {
         if let Err(e) = fs::write(&file, &line.join(" ")) {
             // One at a time, so the error names the controller the kernel refused.
             for c in &todo {
-                fs::write(&file, &format!("+{c}")).map_err(|e| Error::io("enable controller", &file, e))?;
+                fs::write(&file, &format!("+{c}")).map_err(|e| Error::Unsupported {
+                    what: format!("enabling controller {c} in {}", file.display()),
+                    reason: match e.kind() {
+                        io::ErrorKind::ResourceBusy => format!(
+                            "{e}: a non-root cgroup with processes cannot enable domain controllers for children"
+                        ),
+                        _ => e.to_string(),
+                    },
+                })?;
             }
             tracing::debug!(error = %e, "batched subtree_control write failed; per-controller writes succeeded");
         }
@@ -63,7 +86,11 @@ impl V2Manager {
 
     fn existing(&self, path: &CgroupPath) -> Result<PathBuf> {
         let dir = path.under(&self.root);
-        if dir.is_dir() { Ok(dir) } else { Err(Error::NotFound { path: dir }) }
+        if dir.is_dir() {
+            Ok(dir)
+        } else {
+            Err(Error::NotFound { path: dir })
+        }
     }
 
     /// Creates every missing level of `path`, enabling controllers in each ancestor first.
@@ -72,7 +99,11 @@ impl V2Manager {
         let components: Vec<&str> = path.components().collect();
         let mut current = CgroupPath::root();
         for (i, c) in components.iter().enumerate() {
-            let wanted = if i + 1 == components.len() { leaf_parent_wants } else { &V2_MANAGED[..] };
+            let wanted = if i + 1 == components.len() {
+                leaf_parent_wants
+            } else {
+                &V2_MANAGED[..]
+            };
             self.enable_controllers(&current, wanted)?;
             current = current.join(c)?;
             fs::mkdir(&current.under(&self.root))?;
@@ -87,7 +118,9 @@ impl V2Manager {
 
 /// Controller names in a `cgroup.controllers` / `cgroup.subtree_control` file.
 fn words(text: &str) -> BTreeSet<Controller> {
-    text.split_whitespace().filter_map(|w| Controller::from_name(w.trim_start_matches('+'))).collect()
+    text.split_whitespace()
+        .filter_map(|w| Controller::from_name(w.trim_start_matches('+')))
+        .collect()
 }
 
 impl CgroupManager for V2Manager {
@@ -103,16 +136,28 @@ impl CgroupManager for V2Manager {
 
     fn create_threaded(&self, path: &CgroupPath) -> Result<()> {
         let Some(parent) = path.parent().filter(|_| !path.is_root()) else {
-            return Err(Error::invalid("cgroup path", path, "the root cannot be threaded"));
+            return Err(Error::invalid(
+                "cgroup path",
+                path,
+                "the root cannot be threaded",
+            ));
         };
-        let threaded: Vec<Controller> = V2_MANAGED.into_iter().filter(|c| c.is_threaded()).collect();
+        let threaded: Vec<Controller> =
+            V2_MANAGED.into_iter().filter(|c| c.is_threaded()).collect();
         self.create_levels(path, &threaded)?;
         let enabled = words(&fs::read(&self.file(&parent, "cgroup.subtree_control")?)?);
-        let domain: Vec<&str> = enabled.iter().filter(|c| !c.is_threaded()).map(|c| c.as_str()).collect();
+        let domain: Vec<&str> = enabled
+            .iter()
+            .filter(|c| !c.is_threaded())
+            .map(|c| c.as_str())
+            .collect();
         if !domain.is_empty() {
             return Err(Error::Unsupported {
                 what: format!("threaded cgroup {path}"),
-                reason: format!("its parent {parent} has domain controllers ({}) in cgroup.subtree_control", domain.join(" ")),
+                reason: format!(
+                    "its parent {parent} has domain controllers ({}) in cgroup.subtree_control",
+                    domain.join(" ")
+                ),
             });
         }
         let file = self.file(path, "cgroup.type")?;
@@ -130,7 +175,7 @@ impl CgroupManager for V2Manager {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound && w.optional => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    return Err(Error::MissingController { controller: w.controller, path: file });
+                    return Err(Error::missing_file(w.controller, &file));
                 }
                 Err(e) => return Err(Error::io("write", file, e)),
             }
@@ -152,15 +197,23 @@ impl CgroupManager for V2Manager {
         let dir = self.existing(path)?;
         let need = |name: &str, controller| {
             let f = dir.join(name);
-            if f.exists() { Ok(f) } else { Err(Error::MissingController { controller, path: f }) }
+            if f.exists() {
+                Ok(f)
+            } else {
+                Err(Error::missing_file(controller, &f))
+            }
         };
         let cpu_stat = need("cpu.stat", Controller::Cpu)?;
-        let (current, stat, events) =
-            (need("memory.current", Controller::Memory)?, need("memory.stat", Controller::Memory)?, need("memory.events", Controller::Memory)?);
+        let (current, stat, events) = (
+            need("memory.current", Controller::Memory)?,
+            need("memory.stat", Controller::Memory)?,
+            need("memory.events", Controller::Memory)?,
+        );
         let stat_text = fs::read(&stat)?;
         let usage = fs::read_u64(&current)?;
         Ok(Stats {
-            cpu_usage_ns: fs::keyed(&cpu_stat, &fs::read(&cpu_stat)?, "usage_usec")?.saturating_mul(1000),
+            cpu_usage_ns: fs::keyed(&cpu_stat, &fs::read(&cpu_stat)?, "usage_usec")?
+                .saturating_mul(1000),
             memory_usage_bytes: usage,
             working_set_bytes: usage.saturating_sub(fs::keyed(&stat, &stat_text, "inactive_file")?),
             rss_bytes: fs::keyed(&stat, &stat_text, "anon")?,
@@ -170,7 +223,11 @@ impl CgroupManager for V2Manager {
 
     fn remove(&self, path: &CgroupPath) -> Result<()> {
         if path.is_root() {
-            return Err(Error::invalid("cgroup path", path, "the root cgroup cannot be removed"));
+            return Err(Error::invalid(
+                "cgroup path",
+                path,
+                "the root cgroup cannot be removed",
+            ));
         }
         fs::remove_tree(&path.under(&self.root))?;
         tracing::debug!(cgroup.path = %path, "removed v2 cgroup");

@@ -16,13 +16,20 @@ pub const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 /// Fails (never skips) when not root.
 pub fn require_root() {
     let uid = nix::unistd::geteuid();
-    assert!(uid.is_root(), "this test needs root to create real cgroups (running as uid {uid}); run it as root");
+    assert!(
+        uid.is_root(),
+        "this test needs root to create real cgroups (running as uid {uid}); run it as root"
+    );
 }
 
 /// `wasmlet-test-<pid>-<n>`, unique across parallel tests and concurrent test binaries.
 pub fn unique_name() -> String {
     static N: AtomicUsize = AtomicUsize::new(0);
-    format!("wasmlet-test-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "wasmlet-test-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// The host's v1 manager; fails with the reason when the host has no usable v1 hierarchies.
@@ -34,8 +41,17 @@ pub fn v1_manager() -> Arc<V1Manager> {
         "the v1 tests need cgroup v1 hierarchies under {CGROUP_ROOT}; this host is {:?}",
         layout.mode
     );
-    for c in [Controller::Cpu, Controller::Cpuacct, Controller::Cpuset, Controller::Memory, Controller::Pids] {
-        assert!(layout.v1.contains_key(&c), "the v1 tests need the {c} hierarchy mounted under {CGROUP_ROOT}: {layout:?}");
+    for c in [
+        Controller::Cpu,
+        Controller::Cpuacct,
+        Controller::Cpuset,
+        Controller::Memory,
+        Controller::Pids,
+    ] {
+        assert!(
+            layout.v1.contains_key(&c),
+            "the v1 tests need the {c} hierarchy mounted under {CGROUP_ROOT}: {layout:?}"
+        );
     }
     Arc::new(V1Manager::new(&layout))
 }
@@ -48,7 +64,10 @@ pub struct CgroupGuard {
 
 impl CgroupGuard {
     pub fn new(manager: Arc<dyn CgroupManager>) -> CgroupGuard {
-        CgroupGuard { manager, base: CgroupPath::new(&unique_name()).unwrap() }
+        CgroupGuard {
+            manager,
+            base: CgroupPath::new(&unique_name()).unwrap(),
+        }
     }
 
     pub fn path(&self, rel: &str) -> CgroupPath {
@@ -59,7 +78,11 @@ impl CgroupGuard {
 impl Drop for CgroupGuard {
     fn drop(&mut self) {
         if let Err(e) = self.manager.remove(&self.base) {
-            eprintln!("cleanup of {} failed: {e} ({:?})", self.base, std::error::Error::source(&e));
+            eprintln!(
+                "cleanup of {} failed: {e} ({:?})",
+                self.base,
+                std::error::Error::source(&e)
+            );
         }
     }
 }
@@ -69,7 +92,9 @@ impl Drop for CgroupGuard {
 pub static PROCESS_CGROUP_LOCK: RwLock<()> = RwLock::new(());
 
 pub fn exclusive_process_cgroup() -> RwLockWriteGuard<'static, ()> {
-    PROCESS_CGROUP_LOCK.write().unwrap_or_else(|e| e.into_inner())
+    PROCESS_CGROUP_LOCK
+        .write()
+        .unwrap_or_else(|e| e.into_inner())
 }
 
 /// A child process killed and reaped on drop.
@@ -95,7 +120,11 @@ impl ChildGuard {
         let path = format!("/proc/{}/comm", self.pid());
         let deadline = Instant::now() + Duration::from_secs(10);
         while std::fs::read_to_string(&path).unwrap_or_default().trim() != comm {
-            assert!(Instant::now() < deadline, "child {} never became {comm}", self.pid());
+            assert!(
+                Instant::now() < deadline,
+                "child {} never became {comm}",
+                self.pid()
+            );
             std::thread::sleep(Duration::from_millis(2));
         }
     }
@@ -110,10 +139,21 @@ impl Drop for ChildGuard {
 
 /// Spawns `sh -c script` with a piped stdin.
 pub fn spawn_sh(script: &str) -> ChildGuard {
-    let lock = PROCESS_CGROUP_LOCK.read().unwrap_or_else(|e| e.into_inner());
-    let mut child = Command::new("sh").arg("-c").arg(script).stdin(Stdio::piped()).spawn().expect("spawn sh");
+    let lock = PROCESS_CGROUP_LOCK
+        .read()
+        .unwrap_or_else(|e| e.into_inner());
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("spawn sh");
     let stdin = child.stdin.take();
-    ChildGuard { child, stdin, _lock: lock }
+    ChildGuard {
+        child,
+        stdin,
+        _lock: lock,
+    }
 }
 
 /// A plain long `sleep`.
@@ -124,7 +164,10 @@ pub fn spawn_sleep() -> ChildGuard {
 /// Reads a cgroup file, trimmed.
 pub fn read(path: impl AsRef<Path>) -> String {
     let path = path.as_ref();
-    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display())).trim().to_owned()
+    std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+        .trim()
+        .to_owned()
 }
 
 /// Lines of `/proc/<pid>/cgroup` (or `/proc/self/task/<tid>/cgroup`).

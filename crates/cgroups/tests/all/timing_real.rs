@@ -24,24 +24,53 @@ fn v1_container_cgroup_create_and_remove_timing() {
     m.create(&pod).unwrap();
     m.create(&park).unwrap();
     let child = spawn_sleep();
-    let limits = Resources { cpu_shares: 512, cpu_quota: 50_000, cpu_period: 100_000, memory_limit_in_bytes: 64 << 20, ..Resources::default() };
-    let (mut up, mut down) = (Vec::with_capacity(ROUNDS), Vec::with_capacity(ROUNDS));
+    let limits = Resources {
+        cpu_shares: 512,
+        cpu_quota: 50_000,
+        cpu_period: 100_000,
+        memory_limit_in_bytes: 64 << 20,
+        ..Resources::default()
+    };
+    // Per step: create, apply, attach, detach, remove.
+    let mut steps: [Vec<Duration>; 5] = Default::default();
     for i in 0..ROUNDS {
         let ctr = pod.join(&format!("c{i}")).unwrap();
-        let t = Instant::now();
+        let mut t = Instant::now();
+        let mut lap = |step: usize| {
+            steps[step].push(t.elapsed());
+            t = Instant::now();
+        };
         m.create(&ctr).unwrap();
+        lap(0);
         m.apply(&ctr, &limits).unwrap();
+        lap(1);
         m.add_task(&ctr, Task::Process(child.pid())).unwrap();
-        up.push(t.elapsed());
-        let t = Instant::now();
+        lap(2);
         m.add_task(&park, Task::Process(child.pid())).unwrap();
+        lap(3);
         m.remove(&ctr).unwrap();
-        down.push(t.elapsed());
+        lap(4);
     }
-    let hierarchies = m.controllers().map(|c| c.as_str()).collect::<Vec<_>>().join(",");
+    let sum = |range: std::ops::Range<usize>| -> Vec<Duration> {
+        (0..ROUNDS)
+            .map(|i| range.clone().map(|s| steps[s][i]).sum())
+            .collect()
+    };
+    let (up, down) = (sum(0..3), sum(3..5));
+    let each: Vec<String> = ["create", "apply", "attach", "detach", "remove"]
+        .iter()
+        .zip(steps.iter())
+        .map(|(name, v)| format!("{name} {:.0}", median(v.clone())))
+        .collect();
+    let hierarchies = m
+        .controllers()
+        .map(|c| c.as_str())
+        .collect::<Vec<_>>()
+        .join(",");
     eprintln!(
-        "v1 [{hierarchies}] median of {ROUNDS}: create+apply+attach {:.0} µs, detach+remove {:.0} µs",
+        "v1 [{hierarchies}] median of {ROUNDS}: create+apply+attach {:.0} µs, detach+remove {:.0} µs ({} µs)",
         median(up),
-        median(down)
+        median(down),
+        each.join(", ")
     );
 }

@@ -7,7 +7,10 @@
 use std::fs;
 use std::path::Path;
 
-use wasmlet_cgroups::{CgroupManager, CgroupPath, Controller, CpuWeightFormula, Error, HugepageLimit, Resources, Task, V2Manager};
+use wasmlet_cgroups::{
+    CgroupManager, CgroupPath, Controller, CpuWeightFormula, Error, HugepageLimit, Resources, Task,
+    V2Manager,
+};
 
 const ALL: &str = "cpuset cpu io memory hugetlb pids rdma misc";
 const MANAGED: &str = "cpuset cpu memory hugetlb pids";
@@ -107,13 +110,30 @@ fn tree() -> (tempfile::TempDir, V2Manager, CgroupPath) {
 fn create_enables_controllers_top_down() {
     let (root, m, b) = tree();
     m.create(&b).unwrap();
-    assert_eq!(read(root.path().join("cgroup.subtree_control")), "+cpu +cpuset +memory +hugetlb +pids");
-    assert_eq!(read(root.path().join("a/cgroup.subtree_control")), "+cpu +cpuset +memory +hugetlb +pids");
-    assert_eq!(read(root.path().join("a/b/cgroup.subtree_control")), "", "the leaf enables nothing");
+    assert_eq!(
+        read(root.path().join("cgroup.subtree_control")),
+        "+cpu +cpuset +memory +hugetlb +pids"
+    );
+    assert_eq!(
+        read(root.path().join("a/cgroup.subtree_control")),
+        "+cpu +cpuset +memory +hugetlb +pids"
+    );
+    assert_eq!(
+        read(root.path().join("a/b/cgroup.subtree_control")),
+        "",
+        "the leaf enables nothing"
+    );
     // As the kernel shows it after the write; a second create rewrites nothing.
-    fs::write(root.path().join("a/cgroup.subtree_control"), "cpuset cpu memory hugetlb pids\n").unwrap();
+    fs::write(
+        root.path().join("a/cgroup.subtree_control"),
+        "cpuset cpu memory hugetlb pids\n",
+    )
+    .unwrap();
     m.create(&b).unwrap();
-    assert_eq!(read(root.path().join("a/cgroup.subtree_control")), "cpuset cpu memory hugetlb pids\n");
+    assert_eq!(
+        read(root.path().join("a/cgroup.subtree_control")),
+        "cpuset cpu memory hugetlb pids\n"
+    );
 }
 
 #[test]
@@ -129,7 +149,10 @@ fn apply_writes_kernel_files() {
         memory_swap_limit_in_bytes: 96 << 20,
         cpuset_cpus: "0-1".into(),
         cpuset_mems: "0".into(),
-        hugepage_limits: vec![HugepageLimit { page_size: "2MB".into(), limit: 4 << 21 }],
+        hugepage_limits: vec![HugepageLimit {
+            page_size: "2MB".into(),
+            limit: 4 << 21,
+        }],
         unified: [("memory.high".to_owned(), "50331648".to_owned())].into(),
     };
     m.apply(&b, &res).unwrap();
@@ -151,7 +174,15 @@ fn apply_writes_kernel_files() {
         assert_eq!(read(dir.join(file)), want, "{file}");
     }
     let quadratic = m.clone().with_weight_formula(CpuWeightFormula::Quadratic);
-    quadratic.apply(&b, &Resources { cpu_shares: 1024, ..Resources::default() }).unwrap();
+    quadratic
+        .apply(
+            &b,
+            &Resources {
+                cpu_shares: 1024,
+                ..Resources::default()
+            },
+        )
+        .unwrap();
     assert_eq!(read(dir.join("cpu.weight")), "100");
 }
 
@@ -159,11 +190,24 @@ fn apply_writes_kernel_files() {
 fn stats_from_kernel_format_files() {
     let (root, m, b) = tree();
     let dir = root.path().join("a/b");
-    fs::write(dir.join("cpu.stat"), "usage_usec 1234567\nuser_usec 1000000\nsystem_usec 234567\nnr_periods 0\n").unwrap();
+    fs::write(
+        dir.join("cpu.stat"),
+        "usage_usec 1234567\nuser_usec 1000000\nsystem_usec 234567\nnr_periods 0\n",
+    )
+    .unwrap();
     fs::write(dir.join("memory.current"), "10485760\n").unwrap();
-    fs::write(dir.join("memory.stat"), MEMORY_STAT_ZERO.replace("anon 0\n", "anon 3145728\n").replace("inactive_file 0", "inactive_file 4194304"))
-        .unwrap();
-    fs::write(dir.join("memory.events"), "low 0\nhigh 0\nmax 7\noom 2\noom_kill 2\noom_group_kill 0\n").unwrap();
+    fs::write(
+        dir.join("memory.stat"),
+        MEMORY_STAT_ZERO
+            .replace("anon 0\n", "anon 3145728\n")
+            .replace("inactive_file 0", "inactive_file 4194304"),
+    )
+    .unwrap();
+    fs::write(
+        dir.join("memory.events"),
+        "low 0\nhigh 0\nmax 7\noom 2\noom_kill 2\noom_group_kill 0\n",
+    )
+    .unwrap();
     let s = m.stats(&b).unwrap();
     assert_eq!(s.cpu_usage_ns, 1_234_567_000);
     assert_eq!(s.memory_usage_bytes, 10_485_760);
@@ -184,15 +228,57 @@ fn missing_controller_files_are_named() {
     let m = V2Manager::new(root.path());
     let c = CgroupPath::new("c").unwrap();
     m.create(&c).unwrap();
-    let hugetlb = Resources { hugepage_limits: vec![HugepageLimit { page_size: "2MB".into(), limit: 0 }], ..Resources::default() };
+    let hugetlb = Resources {
+        hugepage_limits: vec![HugepageLimit {
+            page_size: "2MB".into(),
+            limit: 0,
+        }],
+        ..Resources::default()
+    };
     let err = m.apply(&c, &hugetlb).unwrap_err();
-    assert!(matches!(err, Error::MissingController { controller: Controller::Hugetlb, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            Error::MissingController {
+                controller: Controller::Hugetlb,
+                ..
+            }
+        ),
+        "{err}"
+    );
     assert!(err.to_string().contains("hugetlb.2MB.max"), "{err}");
     // runc's leniency: swap "0" or "max" without the swap file is skipped; a real limit is not.
-    m.apply(&c, &Resources { memory_limit_in_bytes: 100, memory_swap_limit_in_bytes: 100, ..Resources::default() }).unwrap();
-    let err = m.apply(&c, &Resources { memory_limit_in_bytes: 100, memory_swap_limit_in_bytes: 200, ..Resources::default() });
-    assert!(matches!(err, Err(Error::MissingController { controller: Controller::Memory, .. })), "{err:?}");
-    assert!(matches!(m.stats(&CgroupPath::new("nope").unwrap()), Err(Error::NotFound { .. })));
+    m.apply(
+        &c,
+        &Resources {
+            memory_limit_in_bytes: 100,
+            memory_swap_limit_in_bytes: 100,
+            ..Resources::default()
+        },
+    )
+    .unwrap();
+    let err = m.apply(
+        &c,
+        &Resources {
+            memory_limit_in_bytes: 100,
+            memory_swap_limit_in_bytes: 200,
+            ..Resources::default()
+        },
+    );
+    assert!(
+        matches!(
+            err,
+            Err(Error::MissingController {
+                controller: Controller::Memory,
+                ..
+            })
+        ),
+        "{err:?}"
+    );
+    assert!(matches!(
+        m.stats(&CgroupPath::new("nope").unwrap()),
+        Err(Error::NotFound { .. })
+    ));
 }
 
 #[test]
@@ -202,7 +288,11 @@ fn threaded_cgroups() {
     cgroup_dir(&t.under(root.path()), "cpu cpuset pids");
     m.create_threaded(&t).unwrap();
     assert_eq!(read(t.under(root.path()).join("cgroup.type")), "threaded");
-    assert_eq!(read(b.under(root.path()).join("cgroup.subtree_control")), "+cpu +cpuset +pids", "threaded controllers only");
+    assert_eq!(
+        read(b.under(root.path()).join("cgroup.subtree_control")),
+        "+cpu +cpuset +pids",
+        "threaded controllers only"
+    );
     m.add_task(&t, Task::Thread(4242)).unwrap();
     assert_eq!(read(t.under(root.path()).join("cgroup.threads")), "4242");
     m.add_task(&b, Task::Process(77)).unwrap();
@@ -210,7 +300,14 @@ fn threaded_cgroups() {
 
     // A parent with a domain controller enabled cannot host threaded children.
     // (All threaded ones already enabled, so the fixture file is not overwritten by a new write.)
-    fs::write(b.under(root.path()).join("cgroup.subtree_control"), "cpuset cpu memory pids\n").unwrap();
+    fs::write(
+        b.under(root.path()).join("cgroup.subtree_control"),
+        "cpuset cpu memory pids\n",
+    )
+    .unwrap();
     let err = m.create_threaded(&t).unwrap_err();
-    assert!(matches!(err, Error::Unsupported { .. }) && err.to_string().contains("(memory)"), "{err}");
+    assert!(
+        matches!(err, Error::Unsupported { .. }) && err.to_string().contains("(memory)"),
+        "{err}"
+    );
 }
