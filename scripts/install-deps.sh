@@ -8,7 +8,11 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
 # Debian packages:
 #   protobuf-compiler  protoc, for the CRI protobuf bindings (k8s-cri's build script)
-PACKAGES=(protobuf-compiler)
+#   docker-registry    a real OCI registry (distribution 2.8) the image pull tests start on loopback
+#   apache2-utils      htpasswd, for the bcrypt password file of the basic-auth registry test
+#   skopeo             the reference client the pull timing test compares against
+#   busybox-static     /bin/busybox, the payload of the Linux image the pull timing test builds
+PACKAGES=(protobuf-compiler docker-registry apache2-utils skopeo busybox-static)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -4,6 +4,8 @@
 //! socket = "/run/wasmlet/wasmlet.sock"
 //! root = "/var/lib/wasmlet"
 //! state = "/run/wasmlet"
+//! cni_conf_dir = "/etc/cni/net.d"
+//! cni_bin_dirs = ["/opt/cni/bin", "/usr/lib/cni"]
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -15,6 +17,8 @@ pub const DEFAULT_CONFIG: &str = "/etc/wasmlet/config.toml";
 pub const DEFAULT_SOCKET: &str = "/run/wasmlet/wasmlet.sock";
 pub const DEFAULT_ROOT: &str = "/var/lib/wasmlet";
 pub const DEFAULT_STATE: &str = "/run/wasmlet";
+pub const DEFAULT_CNI_CONF_DIR: &str = "/etc/cni/net.d";
+pub const DEFAULT_CNI_BIN_DIRS: &[&str] = &["/opt/cni/bin", "/usr/lib/cni"];
 
 /// What the config file may set; every field optional.
 #[derive(Debug, Default, Deserialize)]
@@ -23,6 +27,8 @@ pub struct FileConfig {
     pub socket: Option<PathBuf>,
     pub root: Option<PathBuf>,
     pub state: Option<PathBuf>,
+    pub cni_conf_dir: Option<PathBuf>,
+    pub cni_bin_dirs: Option<Vec<PathBuf>>,
 }
 
 /// The paths a runtime runs with, after defaults, file and flags.
@@ -31,6 +37,8 @@ pub struct Paths {
     pub socket: PathBuf,
     pub root: PathBuf,
     pub state: PathBuf,
+    pub cni_conf_dir: PathBuf,
+    pub cni_bin_dirs: Vec<PathBuf>,
 }
 
 /// The flags that can override the file (shared by `daemon` and `image`).
@@ -45,9 +53,15 @@ pub struct PathFlags {
     /// Durable state: records and images [default: /var/lib/wasmlet].
     #[arg(long)]
     pub root: Option<PathBuf>,
-    /// Volatile state: shim directories [default: /run/wasmlet].
+    /// Volatile state: shim directories, network namespaces [default: /run/wasmlet].
     #[arg(long)]
     pub state: Option<PathBuf>,
+    /// CNI network configuration lists [default: /etc/cni/net.d].
+    #[arg(long)]
+    pub cni_conf_dir: Option<PathBuf>,
+    /// CNI plugin directory; repeat for several [default: /opt/cni/bin and /usr/lib/cni].
+    #[arg(long = "cni-bin-dir")]
+    pub cni_bin_dirs: Vec<PathBuf>,
 }
 
 impl PathFlags {
@@ -63,6 +77,11 @@ impl PathFlags {
             socket: abs(self.socket.clone().or(file.socket).unwrap_or_else(|| DEFAULT_SOCKET.into()))?,
             root: abs(self.root.clone().or(file.root).unwrap_or_else(|| DEFAULT_ROOT.into()))?,
             state: abs(self.state.clone().or(file.state).unwrap_or_else(|| DEFAULT_STATE.into()))?,
+            cni_conf_dir: self.cni_conf_dir.clone().or(file.cni_conf_dir).unwrap_or_else(|| DEFAULT_CNI_CONF_DIR.into()),
+            cni_bin_dirs: Some(self.cni_bin_dirs.clone())
+                .filter(|d| !d.is_empty())
+                .or(file.cni_bin_dirs)
+                .unwrap_or_else(|| DEFAULT_CNI_BIN_DIRS.iter().map(PathBuf::from).collect()),
         })
     }
 }
@@ -81,7 +100,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("c.toml");
         std::fs::write(&file, "root = \"/r\"\nstate = \"/s\"\n").unwrap();
-        let flags = PathFlags { config: Some(file), socket: None, root: None, state: Some("/flag".into()) };
+        let flags = PathFlags { config: Some(file), socket: None, root: None, state: Some("/flag".into()), cni_conf_dir: None, cni_bin_dirs: vec![] };
         let p = flags.resolve().unwrap();
         assert_eq!(p.root, PathBuf::from("/r"));
         assert_eq!(p.state, PathBuf::from("/flag"));
@@ -93,7 +112,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("c.toml");
         std::fs::write(&file, "sockt = \"/x\"\n").unwrap();
-        let flags = PathFlags { config: Some(file), socket: None, root: None, state: None };
+        let flags = PathFlags { config: Some(file), socket: None, root: None, state: None, cni_conf_dir: None, cni_bin_dirs: vec![] };
         let err = format!("{:#}", flags.resolve().unwrap_err());
         assert!(err.contains("sockt"), "{err}");
     }

@@ -7,7 +7,7 @@ use wasmlet_cri::{Runtime, RuntimeOptions};
 use crate::config::PathFlags;
 
 #[derive(clap::Args)]
-#[command(after_help = "Every path can be set by flag or in the TOML config file (keys: socket, root, state); flags win.")]
+#[command(after_help = "Every path can be set by flag or in the TOML config file (keys: socket, root, state, cni_conf_dir, cni_bin_dirs); flags win.")]
 pub struct Args {
     #[command(flatten)]
     paths: PathFlags,
@@ -25,6 +25,8 @@ pub fn main(args: Args, log_filter: &str) -> anyhow::Result<ExitCode> {
         shim_exe: std::env::current_exe()?,
         shim_log_filter: log_filter.to_string(),
         zygote: Some(std::sync::Arc::new(zygote)),
+        cni_conf_dir: paths.cni_conf_dir.clone(),
+        cni_bin_dirs: paths.cni_bin_dirs.clone(),
     };
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     rt.block_on(async move {

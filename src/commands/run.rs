@@ -41,6 +41,8 @@ pub fn main(args: Args, log_filter: &str) -> anyhow::Result<ExitCode> {
         shim_exe: std::env::current_exe()?,
         shim_log_filter: log_filter.to_string(),
         zygote: Some(std::sync::Arc::new(zygote)),
+        cni_conf_dir: paths.cni_conf_dir.clone(),
+        cni_bin_dirs: paths.cni_bin_dirs.clone(),
     };
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let result = rt.block_on(async {

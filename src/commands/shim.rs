@@ -15,10 +15,13 @@ pub struct Args {
     /// The shim's directory (socket, exit records).
     #[arg(long)]
     dir: PathBuf,
+    /// Pin a new network namespace for the pod here (absent: the node's network).
+    #[arg(long)]
+    netns: Option<PathBuf>,
 }
 
 pub fn main(args: Args, log_filter: &str, format: logging::Format) -> anyhow::Result<ExitCode> {
-    let opts = ShimOptions { sandbox_id: args.sandbox_id, dir: args.dir };
+    let opts = ShimOptions { sandbox_id: args.sandbox_id, dir: args.dir, netns: args.netns };
     let listener = bind_and_detach(&opts)?;
     logging::init(log_filter, format);
     serve(opts, listener)?;

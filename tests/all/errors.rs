@@ -162,10 +162,15 @@ async fn errors_have_the_right_codes_and_name_what_is_wrong() {
         ),
         ("Attach", rt.attach(cri::AttachRequest { container_id: c.clone(), stdout: true, ..Default::default() }).await.map(drop)),
         ("PortForward", rt.port_forward(cri::PortForwardRequest { pod_sandbox_id: c.clone(), port: vec![80] }).await.map(drop)),
+    ];
+    for (rpc, result) in unimplemented {
+        expect_error(rpc, result, Code::Unimplemented, &["not implemented"]);
+    }
+
+    // Stats and resize of what does not exist.
+    let not_found: Vec<(&str, Result<(), tonic::Status>)> = vec![
         ("ContainerStats", rt.container_stats(cri::ContainerStatsRequest { container_id: c.clone() }).await.map(drop)),
-        ("ListContainerStats", rt.list_container_stats(cri::ListContainerStatsRequest::default()).await.map(drop)),
         ("PodSandboxStats", rt.pod_sandbox_stats(cri::PodSandboxStatsRequest { pod_sandbox_id: c.clone() }).await.map(drop)),
-        ("ListPodSandboxStats", rt.list_pod_sandbox_stats(cri::ListPodSandboxStatsRequest::default()).await.map(drop)),
         (
             "UpdateContainerResources",
             rt.update_container_resources(cri::UpdateContainerResourcesRequest { container_id: c.clone(), ..Default::default() })
@@ -173,7 +178,9 @@ async fn errors_have_the_right_codes_and_name_what_is_wrong() {
                 .map(drop),
         ),
     ];
-    for (rpc, result) in unimplemented {
-        expect_error(rpc, result, Code::Unimplemented, &["not implemented"]);
+    for (rpc, result) in not_found {
+        expect_error(rpc, result, Code::NotFound, &[&c]);
     }
+    assert!(rt.list_container_stats(cri::ListContainerStatsRequest::default()).await.is_ok());
+    assert!(rt.list_pod_sandbox_stats(cri::ListPodSandboxStatsRequest::default()).await.is_ok());
 }

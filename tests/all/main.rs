@@ -12,11 +12,13 @@
 
 mod harness;
 
+mod cgroups;
 mod concurrency;
 mod errors;
 mod images;
 mod lifecycle;
 mod logs;
 mod mounts;
+mod registry;
 mod resources;
 mod restart;

@@ -21,6 +21,10 @@ pub enum Error {
     Shim(#[from] wasmlet_shim::Error),
     #[error(transparent)]
     Image(#[from] wasmlet_image::Error),
+    #[error(transparent)]
+    Cgroup(#[from] wasmlet_cgroups::Error),
+    #[error(transparent)]
+    Network(#[from] wasmlet_cni::Error),
     #[error("{op} {path}")]
     Io {
         op: &'static str,
@@ -49,6 +53,8 @@ impl Error {
             Error::Io { .. } | Error::Internal(_) => Code::Internal,
             Error::Shim(e) => shim_code(e),
             Error::Image(e) => image_code(e),
+            Error::Cgroup(e) => cgroup_code(e),
+            Error::Network(e) => network_code(e),
         }
     }
 }
@@ -66,6 +72,26 @@ fn shim_code(e: &wasmlet_shim::Error) -> Code {
     }
 }
 
+fn network_code(e: &wasmlet_cni::Error) -> Code {
+    use wasmlet_cni::Error as N;
+    match e {
+        N::NoConfig { .. } | N::BadConfig { .. } | N::PluginNotFound { .. } => Code::FailedPrecondition,
+        N::Timeout { .. } => Code::DeadlineExceeded,
+        N::Plugin { .. } | N::BadResult { .. } | N::Io { .. } => Code::Internal,
+    }
+}
+
+fn cgroup_code(e: &wasmlet_cgroups::Error) -> Code {
+    use wasmlet_cgroups::Code as C;
+    match e.code() {
+        C::InvalidArgument => Code::InvalidArgument,
+        C::FailedPrecondition => Code::FailedPrecondition,
+        C::NotFound => Code::NotFound,
+        C::PermissionDenied => Code::PermissionDenied,
+        C::Internal => Code::Internal,
+    }
+}
+
 fn image_code(e: &wasmlet_image::Error) -> Code {
     use wasmlet_image::Error as I;
     match e {
@@ -76,6 +102,13 @@ fn image_code(e: &wasmlet_image::Error) -> Code {
         I::Corrupt { .. } => Code::DataLoss,
         I::Compile { .. } => Code::InvalidArgument,
         I::Io { .. } => Code::Internal,
+        I::Unauthorized { status: 403, .. } => Code::PermissionDenied,
+        I::Unauthorized { .. } => Code::Unauthenticated,
+        I::Registry { status: 429 | 500..=599, .. } => Code::Unavailable,
+        I::Registry { .. } => Code::Unknown,
+        I::Network { .. } => Code::Unavailable,
+        I::Timeout { .. } => Code::DeadlineExceeded,
+        I::TooLarge { .. } => Code::ResourceExhausted,
     }
 }
 
@@ -106,6 +139,7 @@ mod tests {
 
     #[test]
     fn every_variant_maps_to_its_code() {
+        use wasmlet_cgroups as cg;
         let io = || std::io::Error::other("disk");
         let table: Vec<(Error, Code)> = vec![
             (Error::NotFound("x".into()), Code::NotFound),
@@ -123,7 +157,42 @@ mod tests {
             (Error::Shim(wasmlet_shim::Error::Unreachable { path: "/s".into(), source: io() }), Code::Unavailable),
             (Error::Shim(wasmlet_shim::Error::Protocol("p".into())), Code::Internal),
             (Error::Shim(wasmlet_shim::Error::Spawn("p".into())), Code::Internal),
+            (Error::Cgroup(cg::Error::InvalidArgument { field: "cpu_quota", value: "5".into(), reason: "small".into() }), Code::InvalidArgument),
+            (Error::Cgroup(cg::Error::Unsupported { what: "unified".into(), reason: "v1".into() }), Code::FailedPrecondition),
+            (Error::Cgroup(cg::Error::NotFound { path: "/cg".into() }), Code::NotFound),
+            (Error::Cgroup(cg::Error::Io { op: "write", path: "/cg".into(), source: std::io::Error::from_raw_os_error(13) }), Code::PermissionDenied),
+            (Error::Cgroup(cg::Error::Malformed { path: "/cg".into(), detail: "x".into() }), Code::Internal),
+            (Error::Network(wasmlet_cni::Error::NoConfig { dir: "/d".into() }), Code::FailedPrecondition),
+            (Error::Network(wasmlet_cni::Error::BadConfig { path: "/d".into(), detail: "x".into() }), Code::FailedPrecondition),
+            (Error::Network(wasmlet_cni::Error::PluginNotFound { plugin: "p".into(), dirs: "/d".into() }), Code::FailedPrecondition),
+            (Error::Network(wasmlet_cni::Error::Timeout { plugin: "p".into(), command: "ADD", seconds: 1 }), Code::DeadlineExceeded),
+            (
+                Error::Network(wasmlet_cni::Error::Plugin { plugin: "p".into(), command: "ADD", code: 11, msg: "m".into(), details: String::new() }),
+                Code::Internal,
+            ),
+            (Error::Network(wasmlet_cni::Error::BadResult { plugin: "p".into(), command: "ADD", detail: "d".into() }), Code::Internal),
+            (Error::Network(wasmlet_cni::Error::Io { path: "/p".into(), source: io() }), Code::Internal),
         ];
+        let img = |e: wasmlet_image::Error| Error::Image(e);
+        use wasmlet_image::Error as I;
+        let s = String::new;
+        let images: Vec<(Error, Code)> = vec![
+            (img(I::InvalidReference { reference: s(), reason: s() }), Code::InvalidArgument),
+            (img(I::NotFound { reference: s() }), Code::NotFound),
+            (img(I::NotWasm { image: s(), detail: s() }), Code::FailedPrecondition),
+            (img(I::Corrupt { what: s(), detail: s() }), Code::DataLoss),
+            (img(I::Conflict { image: s(), detail: s() }), Code::AlreadyExists),
+            (img(I::Io { path: "/x".into(), source: io() }), Code::Internal),
+            (img(I::Compile { image: s(), source: wasmlet_wasm::Error::NotWasm }), Code::InvalidArgument),
+            (img(I::Unauthorized { image: s(), status: 401, detail: s() }), Code::Unauthenticated),
+            (img(I::Unauthorized { image: s(), status: 403, detail: s() }), Code::PermissionDenied),
+            (img(I::Registry { image: s(), status: 503, detail: s() }), Code::Unavailable),
+            (img(I::Registry { image: s(), status: 400, detail: s() }), Code::Unknown),
+            (img(I::Network { image: s(), detail: s() }), Code::Unavailable),
+            (img(I::Timeout { image: s(), detail: s() }), Code::DeadlineExceeded),
+            (img(I::TooLarge { what: s(), size: 5, limit: 4 }), Code::ResourceExhausted),
+        ];
+        let table = table.into_iter().chain(images);
         let io_err = Error::Io { op: "reading", path: "/x".into(), source: io() };
         assert_eq!(chain(&io_err), "reading /x: disk");
         for (err, code) in table {

@@ -21,6 +21,10 @@ pub struct RuntimeOptions {
     /// The zygote that forks shims (the fast path); without one, or if it fails, shims are
     /// started by exec of `shim_exe`.
     pub zygote: Option<Arc<Zygote>>,
+    /// CNI network configuration lists (default `/etc/cni/net.d`), watched: read at each use.
+    pub cni_conf_dir: PathBuf,
+    /// CNI plugin directories (default `/opt/cni/bin`, `/usr/lib/cni`).
+    pub cni_bin_dirs: Vec<PathBuf>,
 }
 
 impl RuntimeOptions {
@@ -32,6 +36,11 @@ impl RuntimeOptions {
     }
     /// The shim's directory. Named by the first 24 hex digits of the sandbox id (96 bits) so
     /// that its socket path stays within the 108 bytes a unix socket address allows.
+    /// Where a pod's network namespace is pinned.
+    pub fn netns_pin(&self, sandbox_id: &str) -> PathBuf {
+        self.state.join("netns").join(&sandbox_id[..sandbox_id.len().min(24)])
+    }
+
     pub fn shim_dir(&self, sandbox_id: &str) -> PathBuf {
         self.state.join("shims").join(&sandbox_id[..sandbox_id.len().min(24)])
     }

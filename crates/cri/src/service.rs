@@ -19,6 +19,9 @@ pub struct Runtime {
     pub(crate) images: Arc<ImageStore>,
     pub(crate) names: Names,
     pub(crate) pod_cidr: Mutex<String>,
+    /// The cgroup hierarchy, detected once; `None` when there is none to use (the daemon then
+    /// runs pods without cgroups and says so at start-up).
+    pub(crate) cgroups: Option<crate::runtime::Cgroups>,
 }
 
 impl Runtime {
@@ -38,6 +41,14 @@ impl Runtime {
         for c in containers.list() {
             names.restore(&c.name, &c.id);
         }
+        let cgroup_root = crate::runtime::Cgroups::root_from_env();
+        let cgroups = match crate::runtime::Cgroups::open(&cgroup_root) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::warn!(cgroup.root = %cgroup_root.display(), error = %e, "no usable cgroups: pods run without resource limits or stats");
+                None
+            }
+        };
         let runtime = Arc::new(Runtime {
             opts,
             sandboxes,
@@ -45,6 +56,7 @@ impl Runtime {
             images: Arc::new(images),
             names,
             pod_cidr: Mutex::new(String::new()),
+            cgroups,
         });
         runtime.recover().await;
         Ok(runtime)

@@ -87,17 +87,17 @@ service! {
         update_runtime_config(cri::UpdateRuntimeConfigRequest) -> cri::UpdateRuntimeConfigResponse;
         status(cri::StatusRequest) -> cri::StatusResponse;
         runtime_config(cri::RuntimeConfigRequest) -> cri::RuntimeConfigResponse;
+        update_container_resources(cri::UpdateContainerResourcesRequest) -> cri::UpdateContainerResourcesResponse;
+        container_stats(cri::ContainerStatsRequest) -> cri::ContainerStatsResponse;
+        list_container_stats(cri::ListContainerStatsRequest) -> cri::ListContainerStatsResponse;
+        pod_sandbox_stats(cri::PodSandboxStatsRequest) -> cri::PodSandboxStatsResponse;
+        list_pod_sandbox_stats(cri::ListPodSandboxStatsRequest) -> cri::ListPodSandboxStatsResponse;
     }
     unimplemented {
-        update_container_resources(cri::UpdateContainerResourcesRequest) -> cri::UpdateContainerResourcesResponse: "resource updates arrive with cgroup support";
         exec_sync(cri::ExecSyncRequest) -> cri::ExecSyncResponse: "Wasm containers cannot exec a process";
         exec(cri::ExecRequest) -> cri::ExecResponse: "there is no streaming server yet";
         attach(cri::AttachRequest) -> cri::AttachResponse: "there is no streaming server yet";
         port_forward(cri::PortForwardRequest) -> cri::PortForwardResponse: "there is no streaming server yet";
-        container_stats(cri::ContainerStatsRequest) -> cri::ContainerStatsResponse: "stats arrive with cgroup support";
-        list_container_stats(cri::ListContainerStatsRequest) -> cri::ListContainerStatsResponse: "stats arrive with cgroup support";
-        pod_sandbox_stats(cri::PodSandboxStatsRequest) -> cri::PodSandboxStatsResponse: "stats arrive with cgroup support";
-        list_pod_sandbox_stats(cri::ListPodSandboxStatsRequest) -> cri::ListPodSandboxStatsResponse: "stats arrive with cgroup support";
         checkpoint_container(cri::CheckpointContainerRequest) -> cri::CheckpointContainerResponse: "checkpointing is not supported";
         list_metric_descriptors(cri::ListMetricDescriptorsRequest) -> cri::ListMetricDescriptorsResponse: "metrics arrive with cgroup support";
         list_pod_sandbox_metrics(cri::ListPodSandboxMetricsRequest) -> cri::ListPodSandboxMetricsResponse: "metrics arrive with cgroup support";

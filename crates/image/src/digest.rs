@@ -47,6 +47,10 @@ impl<W: Write> HashingWriter<W> {
         }
     }
 
+    pub(crate) fn written(&self) -> u64 {
+        self.written
+    }
+
     /// The inner writer, the hex digest and the byte count of everything written.
     pub(crate) fn finish(self) -> (W, String, u64) {
         (

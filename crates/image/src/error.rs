@@ -34,6 +34,32 @@ pub enum Error {
         #[source]
         source: wasmlet_wasm::Error,
     },
+    /// The registry refused us: 401 without (or with wrong) credentials, or 403. gRPC: Unauthenticated
+    /// (PermissionDenied for 403).
+    #[error("pulling {image}: registry refused access ({status}): {detail}")]
+    Unauthorized {
+        image: String,
+        status: u16,
+        detail: String,
+    },
+    /// The registry answered with an unexpected HTTP status. gRPC: Unavailable for 429 and 5xx,
+    /// Unknown otherwise.
+    #[error("{image}: registry answered {status}: {detail}")]
+    Registry {
+        image: String,
+        status: u16,
+        detail: String,
+    },
+    /// The registry could not be reached or the connection broke (DNS, refused, TLS, reset). gRPC:
+    /// Unavailable.
+    #[error("{image}: cannot reach the registry: {detail}")]
+    Network { image: String, detail: String },
+    /// The registry did not answer in time. gRPC: DeadlineExceeded.
+    #[error("{image}: the registry timed out: {detail}")]
+    Timeout { image: String, detail: String },
+    /// A manifest, index or config is larger than we accept (4 MiB). gRPC: ResourceExhausted.
+    #[error("{what} is {size} bytes, over the {limit}-byte limit")]
+    TooLarge { what: String, size: u64, limit: u64 },
     /// A filesystem operation failed. gRPC: Internal (NotFound is never reported this way).
     #[error("I/O error on {}", path.display())]
     Io {

@@ -55,7 +55,7 @@ impl ImageStore {
         self.commit(&mut staging, prepared)
     }
 
-    fn commit(
+    pub(crate) fn commit(
         &self,
         staging: &mut Staging,
         prepared: Vec<Prepared>,
@@ -93,7 +93,9 @@ impl ImageStore {
         let mut changed = Vec::new();
         let mut untagged = Vec::new();
         for p in &prepared {
-            self.ensure_compiled_locked(&p.record)?;
+            if !p.record.is_linux() {
+                self.ensure_compiled_locked(&p.record)?;
+            }
             let record = images.entry(p.record.id.clone()).or_insert_with(|| {
                 let mut new = p.record.clone();
                 new.created_unix_nanos = now;

@@ -69,6 +69,23 @@ pub(crate) fn prepare(
         .collect()
 }
 
+/// Prepares the one image `top` of the layout a pull wrote into the staging area (see `pull.rs`),
+/// named `reference`. A reference by digest gives the image no tag.
+pub(crate) fn prepare_pulled(
+    store: &ImageStore,
+    staging: &mut Staging,
+    dir: &Path,
+    top: &Descriptor,
+    reference: Reference,
+) -> Result<Prepared, Error> {
+    let by_digest = reference.digest.is_some();
+    let mut prepared = Layout { dir, store }.prepare_image(staging, top, reference)?;
+    if by_digest {
+        prepared.record.repo_tags.clear();
+    }
+    Ok(prepared)
+}
+
 struct Layout<'a> {
     dir: &'a Path,
     store: &'a ImageStore,

@@ -23,9 +23,11 @@ pub struct ImageRecord {
     pub repo_digests: Vec<String>,
     /// Bytes of the image's layers and config.
     pub size: u64,
-    /// `module` (WASI preview 1) or `component` (WASI 0.2).
+    /// `module` (WASI preview 1), `component` (WASI 0.2), or `linux` ([`LINUX_KIND`]: a Linux image
+    /// pulled and verified, its layers stored compressed as pulled; not unpacked, so not runnable yet).
     pub kind: String,
-    /// `sha256:<hex>` of the Wasm binary; the binary is the blob of that digest.
+    /// `sha256:<hex>` of the Wasm binary; the binary is the blob of that digest. For a `linux` image,
+    /// which has none, the config digest (the image id).
     pub wasm_digest: String,
     /// What the container runs, from the image config.
     pub config: ImageConfig,
@@ -61,7 +63,15 @@ impl ImageConfig {
     }
 }
 
+/// The [`ImageRecord::kind`] of a Linux image.
+pub const LINUX_KIND: &str = "linux";
+
 impl ImageRecord {
+    /// A Linux image (stored, not runnable yet), not a Wasm one.
+    pub fn is_linux(&self) -> bool {
+        self.kind == LINUX_KIND
+    }
+
     /// The hex of the id (the record's file stem).
     pub fn id_hex(&self) -> &str {
         self.id.strip_prefix("sha256:").unwrap_or(&self.id)

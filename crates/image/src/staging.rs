@@ -110,7 +110,30 @@ impl Staging {
                 format!("{} bytes, over the {max}-byte limit", desc.size),
             ));
         }
-        let input = fs::File::open(src).map_err(io_err(src))?;
+        let mut input = fs::File::open(src).map_err(io_err(src))?;
+        self.receive_blob(&mut input, desc, what, &mut |e| io_err(src)(e), &mut |_| {})
+    }
+
+    /// Streams the blob `desc` from `input` into the area, checking its size and sha256 as
+    /// [`copy_blob`](Self::copy_blob) does (the caller checks any size limit first). `read_err` maps a
+    /// read failure; `progress` gets the running byte count.
+    pub(crate) fn receive_blob(
+        &mut self,
+        input: &mut dyn Read,
+        desc: &Descriptor,
+        what: impl Fn() -> String,
+        read_err: &mut dyn FnMut(std::io::Error) -> Error,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<PathBuf, Error> {
+        let Some(hex) = sha256_hex_of(&desc.digest) else {
+            return Err(Error::corrupt(
+                what(),
+                "not a sha256:<64 lowercase hex> digest",
+            ));
+        };
+        if let Some(path) = self.blobs.get(hex) {
+            return Ok(path.clone());
+        }
         let path = self.dir.join(format!("blob-{hex}"));
         let mut out = HashingWriter::new(atomic::create_new(&path)?);
         let mut input = input.take(desc.size.saturating_add(1));
@@ -120,9 +143,13 @@ impl Staging {
                 Ok(0) => break,
                 Ok(n) => n,
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                Err(e) => return Err(io_err(src)(e)),
+                Err(e) => {
+                    let _ = fs::remove_file(&path);
+                    return Err(read_err(e));
+                }
             };
             out.write_all(&buf[..n]).map_err(io_err(&path))?;
+            progress(out.written());
         }
         let (file, got, written) = out.finish();
         if written != desc.size {
@@ -143,6 +170,11 @@ impl Staging {
         file.sync_all().map_err(io_err(&path))?;
         self.blobs.insert(hex.to_owned(), path.clone());
         Ok(path)
+    }
+
+    /// The area's directory (pulls keep a layout of hard links to the staged blobs in it).
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
     }
 
     /// Stages a compiled artifact to be installed as `compiled/<file_name>`.

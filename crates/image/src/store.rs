@@ -50,6 +50,8 @@ pub struct ImageStore {
     pub(crate) records: Records,
     /// The engine and its compat hash, created on first compile unless given to `with_engine`.
     engine: OnceLock<(Engine, String)>,
+    /// Pulls in flight in this process, one per reference at a time.
+    pub(crate) pulls: crate::pull::InFlight,
 }
 
 impl std::fmt::Debug for ImageStore {
@@ -72,6 +74,7 @@ impl ImageStore {
             lock_path: root.join("lock"),
             records: Records::new(root.join("records")),
             engine: OnceLock::new(),
+            pulls: Default::default(),
             root,
         };
         for dir in [
@@ -121,7 +124,15 @@ impl ImageStore {
     /// The compiled artifact of `image` for the current engine: `compiled/<wasm-hex>-<compat>.cwasm`.
     /// Compiles and stores it if missing (a new wasmtime, a changed engine config, a deleted file).
     /// `NotFound` if the image was removed meanwhile.
+    /// `NotWasm` for a Linux image (pulled and stored, but not unpacked or runnable yet).
     pub fn compiled_path(&self, image: &ImageRecord) -> Result<PathBuf, Error> {
+        if image.is_linux() {
+            let name = image.repo_tags.first().unwrap_or(&image.id);
+            return Err(Error::not_wasm(
+                name.clone(),
+                "a Linux image: pulled and verified, but running Linux images is not supported yet",
+            ));
+        }
         let (_, compat) = self.engine(&image.id)?;
         let name = compiled_name(image.wasm_hex(), compat);
         let path = self.compiled_dir.join(&name);

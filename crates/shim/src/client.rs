@@ -6,7 +6,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::net::UnixStream;
 use tokio::net::unix::OwnedReadHalf;
 
-use crate::protocol::{ContainerState, Event, Request, Response, WasmSpec, socket_path};
+use crate::protocol::{ContainerState, ContainerUsage, Event, Request, Response, WasmSpec, socket_path};
 use crate::Error;
 
 /// A handle on one shim; each call opens a fresh connection.
@@ -115,6 +115,17 @@ impl ShimClient {
 
     pub async fn reopen_log(&self, id: &str) -> Result<(), Error> {
         self.call(&Request::ReopenLog { id: id.into() }).await.map(drop)
+    }
+
+    pub async fn update_resources(&self, id: &str, memory_limit: Option<u64>) -> Result<(), Error> {
+        self.call(&Request::UpdateResources { id: id.into(), memory_limit }).await.map(drop)
+    }
+
+    pub async fn stats(&self, id: &str) -> Result<ContainerUsage, Error> {
+        match self.call(&Request::Stats { id: id.into() }).await? {
+            Response::Stats(u) => Ok(u),
+            other => Err(unexpected(other)),
+        }
     }
 
     pub async fn shutdown(&self) -> Result<(), Error> {

@@ -35,3 +35,15 @@ impl Error {
         move |source| Error::Io { op, path, source }
     }
 }
+
+/// The error and its sources, `: `-separated.
+pub(crate) fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut source = e.source();
+    while let Some(inner) = source {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    s
+}

@@ -17,7 +17,7 @@ use wasmtime_wasi::p2::bindings::CommandPre;
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use crate::cri_log::{CriLog, LogStream};
-use crate::limiter::MemoryLimiter;
+use crate::limiter::{MemoryCap, MemoryLimiter};
 use crate::protocol::WasmSpec;
 use crate::wasi_stdio::GuestOutput;
 use crate::Error;
@@ -119,16 +119,17 @@ impl Executor {
         }
     }
 
-    /// Runs the container to its end. Blocks the calling thread.
-    pub fn run(&self, prepared: Prepared, spec: &WasmSpec, log: Option<Arc<CriLog>>, stop: StopHandle) -> Outcome {
+    /// Runs the container to its end. Blocks the calling thread, which first moves itself into
+    /// the container's cgroup (`spec.cgroup_tasks`), so threads it starts inherit it.
+    pub fn run(&self, prepared: Prepared, spec: &WasmSpec, log: Option<Arc<CriLog>>, stop: StopHandle, cap: Arc<MemoryCap>) -> Outcome {
+        if let Err(e) = join_cgroup(&spec.cgroup_tasks) {
+            return Outcome::error(1, e);
+        }
         let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
             Ok(rt) => rt,
             Err(e) => return Outcome::error(1, format!("creating the guest's runtime: {e}")),
         };
-        let limiter = MemoryLimiter {
-            limit: spec.memory_limit.map(|b| usize::try_from(b).unwrap_or(usize::MAX)),
-            exceeded: false,
-        };
+        let limiter = MemoryLimiter::new(cap);
         let builder = match wasi_builder(spec, &log) {
             Ok(b) => b,
             Err(e) => return Outcome::error(1, e),
@@ -199,6 +200,22 @@ fn wasi_builder(spec: &WasmSpec, log: &Option<Arc<CriLog>>) -> Result<WasiCtxBui
             .map_err(|e| format!("preopening {} at {}: {e:#}", p.host_path.display(), p.guest_path))?;
     }
     Ok(b)
+}
+
+/// Writes the calling thread's TID into each `tasks` / `cgroup.threads` file.
+fn join_cgroup(files: &[std::path::PathBuf]) -> Result<(), String> {
+    if files.is_empty() {
+        return Ok(());
+    }
+    let start = std::time::Instant::now();
+    // SAFETY: gettid has no arguments and cannot fail.
+    let tid = unsafe { libc::gettid() };
+    for file in files {
+        std::fs::write(file, tid.to_string())
+            .map_err(|e| format!("moving the container thread {tid} into its cgroup: writing {}: {e}", file.display()))?;
+    }
+    tracing::debug!(tid, files = files.len(), cgroup.join_us = start.elapsed().as_micros() as u64, "container thread joined its cgroup");
+    Ok(())
 }
 
 fn arm_epoch<T: 'static>(store: &mut Store<T>, stop: &StopHandle) {

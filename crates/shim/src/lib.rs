@@ -11,6 +11,7 @@ mod cri_log;
 mod error;
 mod executor;
 mod limiter;
+pub mod netns;
 mod proc_title;
 pub mod protocol;
 pub mod server;

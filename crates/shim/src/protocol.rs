@@ -23,6 +23,12 @@ pub struct WasmSpec {
     pub log_path: Option<PathBuf>,
     /// Cap on the guest's linear memory in bytes (from `memory_limit_in_bytes`).
     pub memory_limit: Option<u64>,
+    /// Files the container's thread writes its own TID into before anything else, to sit in its
+    /// container cgroup: v1 `<hierarchy>/<cgroup>/tasks` of cpu, cpuacct and cpuset (memory is
+    /// charged per process on v1, so the pod cgroup the shim sits in holds it); v2 the threaded
+    /// cgroup's `cgroup.threads`. Empty: the thread stays in the shim's cgroup.
+    #[serde(default)]
+    pub cgroup_tasks: Vec<PathBuf>,
 }
 
 /// A host directory made visible to the guest at `guest_path`.
@@ -45,6 +51,10 @@ pub enum Request {
     /// Forgets an exited (or kills then forgets a running) container.
     Remove { id: String },
     ReopenLog { id: String },
+    /// Changes a container's memory cap, running or not (`None` removes it).
+    UpdateResources { id: String, memory_limit: Option<u64> },
+    /// The container's current usage as the shim sees it.
+    Stats { id: String },
     /// Keeps the connection open and streams an [`Event`] line per container exit.
     Subscribe,
     /// Kills every container, then the shim exits.
@@ -58,12 +68,22 @@ pub enum Response {
     Started { started_at: i64 },
     State(ContainerState),
     List(Vec<(String, ContainerState)>),
+    Stats(ContainerUsage),
     Error(RemoteError),
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Event {
     Exited { id: String, exit: ExitRecord },
+}
+
+/// What the shim measures of one container itself.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ContainerUsage {
+    /// The guest's linear memory in bytes (its last granted grow); 0 before it starts.
+    pub linear_memory_bytes: u64,
+    /// The cap in force (0 = none).
+    pub memory_limit: u64,
 }
 
 /// A container's state as its shim knows it.
@@ -123,4 +143,25 @@ pub fn exit_file(shim_dir: &std::path::Path, id: &str) -> PathBuf {
 /// The socket a shim listens on.
 pub fn socket_path(shim_dir: &std::path::Path) -> PathBuf {
     shim_dir.join("shim.sock")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_spec_from_an_older_daemon_has_no_cgroup() {
+        let json = r#"{"artifact":"/a.cwasm","component":false,"args":[],"env":[],"working_dir":"","preopens":[],"log_path":null,"memory_limit":null}"#;
+        let spec: WasmSpec = serde_json::from_str(json).unwrap();
+        assert!(spec.cgroup_tasks.is_empty());
+    }
+
+    #[test]
+    fn resource_requests_round_trip() {
+        let line = serde_json::to_string(&Request::UpdateResources { id: "c".into(), memory_limit: Some(1 << 26) }).unwrap();
+        assert!(matches!(serde_json::from_str(&line).unwrap(), Request::UpdateResources { memory_limit: Some(m), .. } if m == 1 << 26));
+        let usage = ContainerUsage { linear_memory_bytes: 1 << 20, memory_limit: 0 };
+        let line = serde_json::to_string(&Response::Stats(usage)).unwrap();
+        assert!(matches!(serde_json::from_str(&line).unwrap(), Response::Stats(u) if u == usage));
+    }
 }

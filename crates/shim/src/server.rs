@@ -17,6 +17,8 @@ pub struct ShimOptions {
     pub sandbox_id: String,
     /// The shim's own directory: socket, exit records, its log.
     pub dir: PathBuf,
+    /// Where to pin a new network namespace for the pod; `None` shares the node's.
+    pub netns: Option<PathBuf>,
 }
 
 /// Binds the socket and detaches. Must be called while the process is single-threaded: it forks.
@@ -40,6 +42,12 @@ pub fn bind_and_detach(opts: &ShimOptions) -> Result<UnixListener, Error> {
     // Hold no directory of the daemon's busy (it may be on a filesystem that goes away).
     let _ = std::env::set_current_dir("/");
     let mut out = std::io::stdout();
+    if let Some(pin) = &opts.netns
+        && let Err(e) = crate::netns::enter_new(pin)
+    {
+        let _ = writeln!(out, "error {}", crate::error::chain(&e));
+        std::process::exit(1);
+    }
     let _ = writeln!(out, "ready {}", std::process::id());
     let _ = out.flush();
     // stdout was the spawner's pipe: point it (and stdin) at /dev/null.

@@ -12,6 +12,11 @@ use crate::Error;
 
 /// Starts the shim for `sandbox_id` in `shim_dir` and returns its pid once it is serving.
 pub async fn spawn_shim(exe: &Path, sandbox_id: &str, shim_dir: &Path, log_filter: &str) -> Result<u32, Error> {
+    spawn_shim_in(exe, sandbox_id, shim_dir, None, log_filter).await
+}
+
+/// [`spawn_shim`], with the shim in a new network namespace pinned at `netns`.
+pub async fn spawn_shim_in(exe: &Path, sandbox_id: &str, shim_dir: &Path, netns: Option<&Path>, log_filter: &str) -> Result<u32, Error> {
     std::fs::create_dir_all(shim_dir).map_err(Error::io("creating shim directory", shim_dir))?;
     let log_path = shim_dir.join("shim.log");
     let log = std::fs::OpenOptions::new()
@@ -19,12 +24,12 @@ pub async fn spawn_shim(exe: &Path, sandbox_id: &str, shim_dir: &Path, log_filte
         .append(true)
         .open(&log_path)
         .map_err(Error::io("opening shim log", &log_path))?;
-    let mut child = Command::new(exe)
-        .arg("shim")
-        .arg("--sandbox-id")
-        .arg(sandbox_id)
-        .arg("--dir")
-        .arg(shim_dir)
+    let mut command = Command::new(exe);
+    command.arg("shim").arg("--sandbox-id").arg(sandbox_id).arg("--dir").arg(shim_dir);
+    if let Some(pin) = netns {
+        command.arg("--netns").arg(pin);
+    }
+    let mut child = command
         .env("WASMLET_LOG", log_filter)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -40,6 +45,9 @@ pub async fn spawn_shim(exe: &Path, sandbox_id: &str, shim_dir: &Path, log_filte
         .map_err(|e| Error::Spawn(format!("reading the shim's ready line: {e}")))?;
     // The process we exec'd exits right after forking the real shim; reap it.
     let _ = child.wait().await;
+    if let Some(message) = line.trim().strip_prefix("error ") {
+        return Err(Error::Spawn(message.to_string()));
+    }
     line.trim()
         .strip_prefix("ready ")
         .and_then(|pid| pid.parse().ok())

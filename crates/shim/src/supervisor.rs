@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 use crate::atomic;
 use crate::cri_log::CriLog;
 use crate::executor::{Executor, Prepared, StopHandle};
-use crate::protocol::{ContainerState, Event, ExitRecord, RemoteError, Request, Response, WasmSpec, exit_file, now_nanos};
+use crate::limiter::MemoryCap;
+use crate::protocol::{ContainerState, ContainerUsage, Event, ExitRecord, RemoteError, Request, Response, WasmSpec, exit_file, now_nanos};
 
 /// How long a forced stop may take before the shim reports failure.
 const FORCED_STOP_WAIT: Duration = Duration::from_secs(10);
@@ -23,6 +24,8 @@ struct Container {
     log: Option<Arc<CriLog>>,
     state: ContainerState,
     stop: StopHandle,
+    /// The live memory cap and linear-memory size, shared with the running store's limiter.
+    cap: Arc<MemoryCap>,
 }
 
 pub(crate) struct Supervisor {
@@ -76,6 +79,22 @@ impl Supervisor {
                     None => Ok(Response::Ok),
                 }
             }
+            Request::UpdateResources { id, memory_limit } => {
+                let mut containers = self.lock();
+                let c = containers.get_mut(&id).ok_or_else(|| not_found(&id))?;
+                c.cap.set_limit(memory_limit);
+                c.spec.memory_limit = memory_limit;
+                tracing::info!(sandbox.id = %self.sandbox_id, container.id = %id, ?memory_limit, "memory cap updated");
+                Ok(Response::Ok)
+            }
+            Request::Stats { id } => {
+                let containers = self.lock();
+                let c = containers.get(&id).ok_or_else(|| not_found(&id))?;
+                Ok(Response::Stats(ContainerUsage {
+                    linear_memory_bytes: c.cap.current(),
+                    memory_limit: c.cap.limit().unwrap_or(0),
+                }))
+            }
             // Handled by the server, which owns the connection.
             Request::Subscribe | Request::Shutdown => Ok(Response::Ok),
         }
@@ -90,7 +109,8 @@ impl Supervisor {
             Some(path) => Some(Arc::new(CriLog::open(path).map_err(|e| RemoteError::Internal(e.to_string()))?)),
             None => None,
         };
-        let container = Container { spec, prepared: Some(prepared), log, state: ContainerState::Created, stop: StopHandle::default() };
+        let cap = MemoryCap::new(spec.memory_limit);
+        let container = Container { spec, prepared: Some(prepared), log, state: ContainerState::Created, stop: StopHandle::default(), cap };
         match self.lock().entry(id) {
             std::collections::hash_map::Entry::Occupied(e) => {
                 Err(RemoteError::AlreadyExists(format!("container {} already exists in the shim", e.key())))
@@ -110,12 +130,12 @@ impl Supervisor {
         };
         let started_at = now_nanos();
         c.state = ContainerState::Running { started_at };
-        let (spec, log, stop) = (c.spec.clone(), c.log.clone(), c.stop.clone());
+        let (spec, log, stop, cap) = (c.spec.clone(), c.log.clone(), c.stop.clone(), Arc::clone(&c.cap));
         drop(containers);
         let this = Arc::clone(self);
         let thread_id = id.clone();
         let spawned = std::thread::Builder::new().name(format!("ctr-{}", &id[..id.len().min(12)])).spawn(move || {
-            let outcome = this.executor.run(prepared, &spec, log, stop);
+            let outcome = this.executor.run(prepared, &spec, log, stop, cap);
             let record = ExitRecord {
                 started_at,
                 finished_at: now_nanos(),

@@ -27,6 +27,7 @@ use crate::Error;
 struct SpawnRequest {
     sandbox_id: String,
     dir: PathBuf,
+    netns: Option<PathBuf>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -80,6 +81,11 @@ impl Zygote {
     /// Has the zygote fork a shim for `sandbox_id` serving in `dir`; returns its pid once its
     /// socket is listening.
     pub async fn spawn(&self, sandbox_id: &str, dir: &Path) -> Result<u32, Error> {
+        self.spawn_in(sandbox_id, dir, None).await
+    }
+
+    /// [`Zygote::spawn`], with the shim in a new network namespace pinned at `netns`.
+    pub async fn spawn_in(&self, sandbox_id: &str, dir: &Path, netns: Option<&Path>) -> Result<u32, Error> {
         let mut guard = self.conn.lock().await;
         if guard.is_none() {
             let std_conn = self.std_conn.lock().unwrap_or_else(|e| e.into_inner()).take();
@@ -90,7 +96,7 @@ impl Zygote {
             *guard = Some((tokio::io::BufReader::new(read), write));
         }
         let Some((read, write)) = guard.as_mut() else { unreachable!("set above") };
-        let mut line = serde_json::to_vec(&SpawnRequest { sandbox_id: sandbox_id.into(), dir: dir.to_owned() })
+        let mut line = serde_json::to_vec(&SpawnRequest { sandbox_id: sandbox_id.into(), dir: dir.to_owned(), netns: netns.map(Path::to_owned) })
             .map_err(|e| Error::Protocol(e.to_string()))?;
         line.push(b'\n');
         let broken = |e: std::io::Error| Error::Spawn(format!("the zygote is gone: {e}"));
@@ -154,6 +160,8 @@ fn fork_shim(req: SpawnRequest, executor: &Executor, conn: &UnixStream) -> Resul
     let sock = socket_path(&req.dir);
     let _ = std::fs::remove_file(&sock);
     let listener = UnixListener::bind(&sock).map_err(Error::io("binding", &sock))?;
+    // The child reports its set-up (the network namespace) through this pipe: empty means ready.
+    let (report_read, report_write) = std::io::pipe().map_err(Error::io("pipe", "zygote"))?;
     // SAFETY: the zygote is single-threaded.
     match unsafe { libc::fork() } {
         -1 => Err(Error::Spawn(format!("fork: {}", std::io::Error::last_os_error()))),
@@ -170,8 +178,16 @@ fn fork_shim(req: SpawnRequest, executor: &Executor, conn: &UnixStream) -> Resul
                 }
             }
             drop(log);
+            drop(report_read);
+            if let Some(pin) = &req.netns
+                && let Err(e) = crate::netns::enter_new(pin)
+            {
+                let _ = (&report_write).write_all(crate::error::chain(&e).as_bytes());
+                std::process::exit(1);
+            }
+            drop(report_write);
             crate::proc_title::set(&format!("wasmlet shim --sandbox-id {} --dir {}", req.sandbox_id, req.dir.display()));
-            let opts = ShimOptions { sandbox_id: req.sandbox_id, dir: req.dir };
+            let opts = ShimOptions { sandbox_id: req.sandbox_id, dir: req.dir, netns: req.netns };
             let code = match serve_with(executor.clone(), opts, listener) {
                 Ok(()) => 0,
                 Err(e) => {
@@ -181,6 +197,16 @@ fn fork_shim(req: SpawnRequest, executor: &Executor, conn: &UnixStream) -> Resul
             };
             std::process::exit(code)
         }
-        pid => Ok(pid as u32),
+        pid => {
+            drop(report_write);
+            let mut report = String::new();
+            let _ = std::io::Read::read_to_string(&mut &report_read, &mut report);
+            if report.is_empty() {
+                Ok(pid as u32)
+            } else {
+                let _ = std::fs::remove_file(&sock);
+                Err(Error::Spawn(report))
+            }
+        }
     }
 }

@@ -1,5 +1,7 @@
 //! CreateContainer: resolve the image, turn the CRI config into the small [`WasmSpec`] the shim
-//! runs (argv, env, preopens, log file), have the shim link it, record it.
+//! runs (argv, env, preopens, log file), make the container's cgroup under the pod's and apply
+//! its resources (the container thread joins it when it starts), raise the shim's
+//! `oom_score_adj`, have the shim link it, record it. The cgroup is rolled back on failure.
 
 use std::path::{Path, PathBuf};
 
@@ -8,6 +10,7 @@ use wasmlet_image::ImageRecord;
 use wasmlet_shim::protocol::{Preopen, WasmSpec, now_nanos};
 
 use crate::ids::new_id;
+use crate::runtime::cgroup::{self, CgroupGuard};
 use crate::service::require;
 use crate::store::{ContainerRecord, ContainerState, SandboxState};
 use crate::{Error, Runtime};
@@ -23,6 +26,8 @@ impl Runtime {
         if sandbox.state != SandboxState::Ready {
             return Err(Error::FailedPrecondition(format!("pod sandbox {} is not ready", sandbox.id)));
         }
+        let linux_resources = config.linux.as_ref().and_then(|l| l.resources.as_ref());
+        let resources = cgroup::validated("config.linux.resources", linux_resources)?;
         let sandbox_config = req.sandbox_config.unwrap_or_else(|| sandbox.config.clone());
         let smd = sandbox.config.metadata.clone().unwrap_or_default();
         let name = format!("{}_{}_{}_{}_{}", md.name, smd.name, smd.namespace, smd.uid, md.attempt);
@@ -38,7 +43,30 @@ impl Runtime {
         let id = new_id();
         let reservation = self.names.reserve(&name, &id)?;
         let log_path = log_path(&sandbox_config, &config);
-        let spec = wasm_spec(&config, &image, artifact, log_path.clone())?;
+        let mut spec = wasm_spec(&config, &image, artifact, log_path.clone())?;
+        let mut cgroup_path = String::new();
+        let mut cgroup_guard = None;
+        let cgroup_start = std::time::Instant::now();
+        if let Some(cgroups) = &self.cgroups
+            && !sandbox.cgroup_parent.is_empty()
+        {
+            let path = wasmlet_cgroups::PodCgroup::parse_parent(&sandbox.cgroup_parent)?.container(&id)?;
+            cgroups.create_container(&path)?;
+            let guard = CgroupGuard::new(cgroups, Some(path.clone()));
+            if let Some(r) = &resources {
+                cgroups.manager.apply(&path, r)?;
+            }
+            spec.cgroup_tasks = cgroups.thread_files(&path);
+            cgroup_path = path.as_str().to_owned();
+            cgroup_guard = Some(guard);
+        }
+        if let Some(adj) = linux_resources.map(|r| r.oom_score_adj).filter(|&a| a != 0) {
+            // Never fails the container: the value is advice about whom the kernel kills first.
+            if let Err(e) = cgroup::raise_oom_score_adj(sandbox.shim_pid, adj) {
+                tracing::warn!(sandbox.id = %sandbox.id, container.id = %id, error = %e, "setting oom_score_adj");
+            }
+        }
+        tracing::debug!(container.id = %id, cgroup.setup_us = cgroup_start.elapsed().as_micros() as u64, "container cgroup ready");
         tracing::debug!(sandbox.id = %sandbox.id, container.id = %id, ?spec, "creating container");
         self.shim(&sandbox.id).create(&id, spec).await?;
 
@@ -58,12 +86,16 @@ impl Runtime {
             exit_code: 0,
             reason: String::new(),
             message: String::new(),
+            cgroup: cgroup_path,
         };
         if let Err(e) = self.containers.insert(record) {
             let _ = self.shim(&sandbox.id).remove(&id).await;
             return Err(e);
         }
         reservation.commit();
+        if let Some(guard) = cgroup_guard {
+            guard.disarm();
+        }
         tracing::info!(sandbox.id = %sandbox.id, container.id = %id, "container created");
         Ok(CreateContainerResponse { container_id: id })
     }
@@ -153,5 +185,6 @@ fn wasm_spec(config: &ContainerConfig, image: &ImageRecord, artifact: PathBuf, l
         preopens,
         log_path,
         memory_limit,
+        cgroup_tasks: Vec::new(),
     })
 }

@@ -1,4 +1,5 @@
-//! RemoveContainer: force-stop if running, forget it in the shim, delete its record. Idempotent:
+//! RemoveContainer: force-stop if running, forget it in the shim, remove its cgroup, delete its
+//! record. Idempotent:
 //! an unknown id is success. The log file stays: kubelet owns and removes container logs.
 
 use k8s_cri::v1::{RemoveContainerRequest, RemoveContainerResponse};
@@ -21,6 +22,12 @@ impl Runtime {
             Ok(()) | Err(wasmlet_shim::Error::Unreachable { .. }) => {}
             Err(wasmlet_shim::Error::Remote(wasmlet_shim::protocol::RemoteError::NotFound(_))) => {}
             Err(e) => return Err(e.into()),
+        }
+        if let Some(cgroups) = &self.cgroups {
+            cgroups.forget(&c.id);
+            if !c.cgroup.is_empty() {
+                cgroups.manager.remove(&wasmlet_cgroups::CgroupPath::new(&c.cgroup)?)?;
+            }
         }
         self.containers.remove(&c.id)?;
         self.names.release(&c.name);

@@ -1,18 +1,25 @@
 //! RuntimeService: one file per RPC, each an `impl Runtime` block.
 
+mod cgroup;
 mod container_create;
 mod container_list;
 mod container_remove;
 mod container_start;
 mod container_status;
 mod container_stop;
+mod container_update;
 mod log_reopen;
 mod runtime_config;
 mod sandbox_list;
+pub(crate) mod sandbox_network;
 mod sandbox_remove;
 mod sandbox_run;
 mod sandbox_status;
 mod sandbox_stop;
+mod stats_container;
+mod stats_sandbox;
 mod status;
 mod version;
 
+
+pub(crate) use cgroup::Cgroups;

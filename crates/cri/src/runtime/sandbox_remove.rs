@@ -1,10 +1,10 @@
-//! RemovePodSandbox: stop it if needed, remove its containers, its shim directory and its
-//! record. Idempotent: an unknown id is success.
+//! RemovePodSandbox: stop it if needed, remove its containers, their cgroups and the pod's (if
+//! this runtime made it), its shim directory and its record. Idempotent: an unknown id is success.
 
 use k8s_cri::v1::{RemovePodSandboxRequest, RemovePodSandboxResponse};
 
 use crate::service::require;
-use crate::store::SandboxState;
+use crate::store::{ContainerRecord, SandboxRecord, SandboxState};
 use crate::{Error, Runtime};
 
 impl Runtime {
@@ -17,7 +17,9 @@ impl Runtime {
         if sandbox.state == SandboxState::Ready {
             self.stop_sandbox(&sandbox.id).await?;
         }
-        for c in self.containers.list().into_iter().filter(|c| c.sandbox_id == sandbox.id) {
+        let containers: Vec<_> = self.containers.list().into_iter().filter(|c| c.sandbox_id == sandbox.id).collect();
+        self.remove_pod_cgroups(&sandbox, &containers)?;
+        for c in containers {
             self.containers.remove(&c.id)?;
             self.names.release(&c.name);
         }
@@ -31,5 +33,27 @@ impl Runtime {
         self.names.release(&sandbox.name);
         tracing::info!(sandbox.id = %sandbox.id, "pod sandbox removed");
         Ok(RemovePodSandboxResponse {})
+    }
+}
+
+impl Runtime {
+    /// Removes the container cgroups of the pod and, when this runtime made it, the pod cgroup
+    /// (the shim has exited by now; the cgroup layer retries a cgroup still busy for a moment).
+    fn remove_pod_cgroups(&self, sandbox: &SandboxRecord, containers: &[ContainerRecord]) -> Result<(), Error> {
+        let Some(cgroups) = &self.cgroups else { return Ok(()) };
+        let start = std::time::Instant::now();
+        for c in containers {
+            cgroups.forget(&c.id);
+            if !c.cgroup.is_empty() && !sandbox.cgroup_owned {
+                cgroups.manager.remove(&wasmlet_cgroups::CgroupPath::new(&c.cgroup)?)?;
+            }
+        }
+        cgroups.forget(&format!("pod:{}", sandbox.id));
+        if sandbox.cgroup_owned && !sandbox.cgroup_parent.is_empty() {
+            let pod = wasmlet_cgroups::PodCgroup::parse_parent(&sandbox.cgroup_parent)?;
+            cgroups.manager.remove(&pod.path)?;
+            tracing::debug!(sandbox.id = %sandbox.id, cgroup.path = %pod.path, cgroup.remove_us = start.elapsed().as_micros() as u64, "pod cgroup removed");
+        }
+        Ok(())
     }
 }

@@ -1,4 +1,6 @@
-//! RunPodSandbox: validate the config, reserve the pod's name, start its shim, record it.
+//! RunPodSandbox: validate the config, reserve the pod's name, make the pod's cgroup and apply
+//! the pod-level resources, start its shim inside it, record it. Every step is undone if a later
+//! one fails (the cgroup by a drop guard, so also when the request is cancelled).
 
 use std::sync::Arc;
 
@@ -6,6 +8,7 @@ use k8s_cri::v1::{PodSandboxMetadata, RunPodSandboxRequest, RunPodSandboxRespons
 use wasmlet_shim::protocol::now_nanos;
 
 use crate::ids::new_id;
+use crate::runtime::cgroup::{self, CgroupGuard};
 use crate::service::require;
 use crate::store::{SandboxRecord, SandboxState};
 use crate::{Error, Runtime};
@@ -31,12 +34,34 @@ impl Runtime {
                 HANDLERS.join(", ")
             )));
         }
+        // Everything that can be refused is checked before anything is made.
+        let pod_cgroup = match &self.cgroups {
+            Some(_) => Some(cgroup::pod_cgroup(&config)?),
+            None => None,
+        };
+        let linux = config.linux.as_ref();
+        let pod_resources = cgroup::validated("config.linux.resources", linux.and_then(|l| l.resources.as_ref()))?;
         let id = new_id();
         let name = sandbox_name(md);
         let reservation = self.names.reserve(&name, &id)?;
         let shim_dir = self.opts.shim_dir(&id);
         let span = tracing::info_span!("run_pod_sandbox", sandbox.id = %id, pod.name = %md.name, pod.namespace = %md.namespace, pod.uid = %md.uid);
         let _enter = span.enter();
+        let mut cgroup_guard = None;
+        let (mut cgroup_parent, mut cgroup_owned) = (String::new(), false);
+        let cgroup_start = std::time::Instant::now();
+        if let (Some(cgroups), Some(pod)) = (&self.cgroups, &pod_cgroup) {
+            // A pod cgroup kubelet made stays kubelet's: we only add to it.
+            cgroup_owned = !cgroups.exists(&pod.path);
+            cgroups.manager.create(&pod.path)?;
+            let guard = CgroupGuard::new(cgroups, cgroup_owned.then(|| pod.path.clone()));
+            if let Some(r) = &pod_resources {
+                cgroups.manager.apply(&pod.path, r)?;
+            }
+            cgroup_guard = Some(guard);
+            cgroup_parent = cgroup::parent_value(&config, pod);
+        }
+        let cgroup_time = cgroup_start.elapsed();
         let shim_pid = match self.spawn_shim(&id, &shim_dir).await {
             Ok(pid) => pid,
             Err(e) => {
@@ -44,6 +69,21 @@ impl Runtime {
                 return Err(e.into());
             }
         };
+        let attach_start = std::time::Instant::now();
+        if let (Some(cgroups), Some(pod)) = (&self.cgroups, &pod_cgroup)
+            && let Err(e) = cgroups.manager.add_task(&pod.path, wasmlet_cgroups::Task::Process(shim_pid))
+        {
+            let _ = self.shim(&id).shutdown().await;
+            let _ = std::fs::remove_dir_all(&shim_dir);
+            return Err(e.into());
+        }
+        let attach_time = attach_start.elapsed();
+        tracing::debug!(
+            cgroup.parent = %cgroup_parent,
+            cgroup.setup_us = cgroup_time.as_micros() as u64,
+            cgroup.attach_us = attach_time.as_micros() as u64,
+            "pod cgroup ready"
+        );
         let record = SandboxRecord {
             id: id.clone(),
             name,
@@ -52,6 +92,11 @@ impl Runtime {
             state: SandboxState::Ready,
             created_at: now_nanos(),
             shim_pid,
+            cgroup_parent,
+            cgroup_owned,
+            netns: None,
+            cni: None,
+            ips: Vec::new(),
         };
         if let Err(e) = self.sandboxes.insert(record) {
             let _ = self.shim(&id).shutdown().await;
@@ -59,6 +104,9 @@ impl Runtime {
             return Err(e);
         }
         reservation.commit();
+        if let Some(guard) = cgroup_guard {
+            guard.disarm();
+        }
         if !self.watch_shim(&id).await {
             tracing::warn!("shim stopped answering right after start");
         }

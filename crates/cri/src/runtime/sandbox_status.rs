@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use k8s_cri::v1::{
-    LinuxPodSandboxStatus, Namespace, NamespaceOption, PodSandboxNetworkStatus, PodSandboxStatus, PodSandboxStatusRequest,
+    LinuxPodSandboxStatus, Namespace, NamespaceOption, PodIp, PodSandboxNetworkStatus, PodSandboxStatus, PodSandboxStatusRequest,
     PodSandboxStatusResponse,
 };
 use wasmlet_shim::protocol::now_nanos;
@@ -26,7 +26,10 @@ impl Runtime {
             metadata: s.config.metadata.clone(),
             state: s.state.to_cri(),
             created_at: s.created_at,
-            network: Some(PodSandboxNetworkStatus { ip: String::new(), additional_ips: vec![] }),
+            network: Some(PodSandboxNetworkStatus {
+                ip: s.ips.first().cloned().unwrap_or_default(),
+                additional_ips: s.ips.iter().skip(1).map(|ip| PodIp { ip: ip.clone() }).collect(),
+            }),
             linux: Some(LinuxPodSandboxStatus { namespaces: Some(Namespace { options: Some(options) }) }),
             labels: s.config.labels.clone(),
             annotations: s.config.annotations.clone(),
@@ -39,6 +42,8 @@ impl Runtime {
                 "shimPid": s.shim_pid,
                 "shimDir": self.opts.shim_dir(&s.id),
                 "runtimeHandler": s.runtime_handler,
+                "netns": s.netns,
+                "cniResult": s.cni.as_ref().map(|c| &c.result),
             });
             info.insert("info".into(), verbose.to_string());
         }

@@ -1,7 +1,5 @@
-//! Status: RuntimeReady and NetworkReady, honestly.
-//!
-//! Pods get no network of their own yet (no CNI: issue 7), so NetworkReady is false with a reason,
-//! and kubelet will only start hostNetwork pods. Wasm guests get no socket access at all.
+//! Status: RuntimeReady and NetworkReady, honestly. NetworkReady follows the CNI conf dir, read at
+//! every call (kubelet polls Status), so a config that appears is picked up without a restart.
 
 use std::collections::HashMap;
 
@@ -9,16 +7,15 @@ use k8s_cri::v1::{RuntimeCondition, RuntimeHandler, RuntimeHandlerFeatures, Runt
 
 use crate::{Error, Runtime};
 
-fn network_condition() -> RuntimeCondition {
-    RuntimeCondition {
-        r#type: "NetworkReady".into(),
-        status: false,
-        reason: "NetworkPluginNotReady".into(),
-        message: "wasmlet has no pod network yet: CNI is not implemented, only hostNetwork pods can run".into(),
-    }
-}
-
 impl Runtime {
+    fn network_condition(&self) -> RuntimeCondition {
+        let (status, reason, message) = match self.cni_config() {
+            Ok(_) => (true, String::new(), String::new()),
+            Err(e) => (false, "NetworkPluginNotReady".to_string(), format!("cni config uninitialized: {e}")),
+        };
+        RuntimeCondition { r#type: "NetworkReady".into(), status, reason, message }
+    }
+
     pub async fn status(&self, req: StatusRequest) -> Result<StatusResponse, Error> {
         let runtime_ready = self.opts.state.is_dir() && self.opts.root.is_dir();
         let runtime = RuntimeCondition {
@@ -38,6 +35,8 @@ impl Runtime {
                 "state": self.opts.state,
                 "shimExe": self.opts.shim_exe,
                 "handlers": crate::runtime::sandbox_run::HANDLERS,
+                "cniConfDir": self.opts.cni_conf_dir,
+                "cniBinDirs": self.opts.cni_bin_dirs,
             });
             info.insert("config".into(), config.to_string());
         }
@@ -49,7 +48,7 @@ impl Runtime {
             })
             .collect();
         Ok(StatusResponse {
-            status: Some(RuntimeStatus { conditions: vec![runtime, network_condition()] }),
+            status: Some(RuntimeStatus { conditions: vec![runtime, self.network_condition()] }),
             info,
             runtime_handlers: handlers,
             features: None,

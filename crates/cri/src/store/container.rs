@@ -46,6 +46,9 @@ pub(crate) struct ContainerRecord {
     pub exit_code: i32,
     pub reason: String,
     pub message: String,
+    /// The container's cgroup path relative to the hierarchy roots; empty when it has none.
+    #[serde(default)]
+    pub cgroup: String,
 }
 
 impl ContainerRecord {

@@ -7,4 +7,4 @@ mod sandbox;
 
 pub(crate) use container::{ContainerRecord, ContainerState};
 pub(crate) use records::RecordStore;
-pub(crate) use sandbox::{SandboxRecord, SandboxState};
+pub(crate) use sandbox::{CniAttachment, SandboxRecord, SandboxState};

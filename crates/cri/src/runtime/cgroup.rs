@@ -1,0 +1,288 @@
+//! The runtime's side of cgroups: which pod cgroup a sandbox gets, the CRI → [`Resources`]
+//! copy, the files a container thread writes its TID into, the drop guard that undoes a
+//! half-made cgroup, `oom_score_adj` on the shim, and the CPU samples that turn cumulative usage
+//! into `usage_nano_cores`. The kernel work itself is `wasmlet_cgroups`'.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use k8s_cri::v1::{LinuxContainerResources, PodSandboxConfig};
+use wasmlet_cgroups::{
+    CgroupDriver, CgroupManager, CgroupPath, CgroupVersion, Controller, CpuWeightFormula, HugepageLimit, Layout,
+    PodCgroup, QosClass, Resources, detect,
+};
+
+use crate::Error;
+
+/// Where the cgroup hierarchies are mounted unless `WASMLET_CGROUP_ROOT` says otherwise.
+pub(crate) const DEFAULT_CGROUP_ROOT: &str = "/sys/fs/cgroup";
+
+/// The detected hierarchy, its manager, and the last CPU sample of each container and pod.
+#[derive(Debug)]
+pub(crate) struct Cgroups {
+    pub manager: Box<dyn CgroupManager>,
+    layout: Layout,
+    /// key (container id, or `pod:<sandbox id>`) → (timestamp ns, cumulative CPU ns).
+    samples: Mutex<HashMap<String, (i64, u64)>>,
+}
+
+impl Cgroups {
+    /// Detects the setup under `root` once (at `Runtime::open`).
+    pub fn open(root: &Path) -> Result<Cgroups, wasmlet_cgroups::Error> {
+        let layout = detect(root)?;
+        let manager = wasmlet_cgroups::open(root, CpuWeightFormula::Linear)?;
+        tracing::info!(cgroup.root = %root.display(), mode = ?layout.mode, "cgroups detected");
+        Ok(Cgroups { manager, layout, samples: Mutex::new(HashMap::new()) })
+    }
+
+    /// The root from the environment (`WASMLET_CGROUP_ROOT`) or [`DEFAULT_CGROUP_ROOT`].
+    pub fn root_from_env() -> PathBuf {
+        std::env::var_os("WASMLET_CGROUP_ROOT").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(DEFAULT_CGROUP_ROOT))
+    }
+
+    /// Whether the cgroup exists (looked up in the cpu hierarchy on v1, the root on v2).
+    pub fn exists(&self, path: &CgroupPath) -> bool {
+        self.dir(Controller::Cpu, path).is_some_and(|d| d.is_dir())
+    }
+
+    fn dir(&self, controller: Controller, path: &CgroupPath) -> Option<PathBuf> {
+        match self.manager.version() {
+            CgroupVersion::V1 => self.layout.v1.get(&controller).map(|m| path.under(m)),
+            CgroupVersion::V2 => Some(path.under(&self.layout.root)),
+        }
+    }
+
+    /// Creates a container's cgroup: a plain one on v1, a threaded one on v2.
+    pub fn create_container(&self, path: &CgroupPath) -> Result<(), wasmlet_cgroups::Error> {
+        match self.manager.version() {
+            CgroupVersion::V1 => self.manager.create(path),
+            CgroupVersion::V2 => self.manager.create_threaded(path),
+        }
+    }
+
+    /// The files a container thread writes its own TID into. v1: `tasks` of cpu, cpuacct and
+    /// cpuset (memory is charged per process, i.e. to the pod cgroup the shim sits in; the other
+    /// controllers are per process too or irrelevant to a thread). v2: `cgroup.threads`.
+    pub fn thread_files(&self, path: &CgroupPath) -> Vec<PathBuf> {
+        let mut files: Vec<PathBuf> = match self.manager.version() {
+            CgroupVersion::V1 => [Controller::Cpu, Controller::Cpuacct, Controller::Cpuset]
+                .iter()
+                .filter_map(|c| self.layout.v1.get(c))
+                .map(|m| path.under(m).join("tasks"))
+                .collect(),
+            CgroupVersion::V2 => vec![path.under(&self.layout.root).join("cgroup.threads")],
+        };
+        files.sort();
+        files.dedup(); // co-mounted cpu,cpuacct
+        files
+    }
+
+    /// `usage_nano_cores` from this sample and the previous one under `key` (or, the first time,
+    /// from `since`, when the container or pod started with zero usage). Records this sample.
+    pub fn nano_cores(&self, key: &str, now: i64, usage_ns: u64, since: i64) -> u64 {
+        let prev = self
+            .samples
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key.to_string(), (now, usage_ns))
+            .unwrap_or((since, 0));
+        rate(prev, (now, usage_ns))
+    }
+
+    pub fn forget(&self, key: &str) {
+        self.samples.lock().unwrap_or_else(|e| e.into_inner()).remove(key);
+    }
+}
+
+/// CPU ns per second of wall time between two (timestamp ns, cumulative ns) samples.
+pub(crate) fn rate(prev: (i64, u64), now: (i64, u64)) -> u64 {
+    let dt = now.0.saturating_sub(prev.0);
+    if dt <= 0 || now.1 < prev.1 {
+        return 0;
+    }
+    ((now.1 - prev.1) as u128 * 1_000_000_000 / dt as u128) as u64
+}
+
+/// The pod's cgroup: kubelet's `linux.cgroup_parent` when given, else one we lay out ourselves,
+/// `kubepods[/burstable|/besteffort]/pod<uid>`, whose QoS tier comes from the pod-level
+/// `linux.resources` (both a CPU and a memory limit → Guaranteed, any value → Burstable, none →
+/// BestEffort: the CRI carries no requests, so this is the best guess).
+pub(crate) fn pod_cgroup(config: &PodSandboxConfig) -> Result<PodCgroup, Error> {
+    let linux = config.linux.as_ref();
+    let parent = linux.map(|l| l.cgroup_parent.as_str()).unwrap_or("");
+    if !parent.is_empty() {
+        return PodCgroup::parse_parent(parent).map_err(|e| Error::InvalidArgument(format!("linux.cgroup_parent: {e}")));
+    }
+    let qos = match linux.and_then(|l| l.resources.as_ref()) {
+        Some(r) if r.cpu_quota > 0 && r.memory_limit_in_bytes > 0 => QosClass::Guaranteed,
+        Some(r) if *r != LinuxContainerResources::default() => QosClass::Burstable,
+        _ => QosClass::BestEffort,
+    };
+    let uid = config.metadata.as_ref().map(|m| m.uid.as_str()).unwrap_or("");
+    // kubelet's UIDs are UUIDs; anything else (crictl users type names) is made path-safe.
+    let uid: String = uid.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '-' }).collect();
+    PodCgroup::new(qos, &uid, CgroupDriver::Cgroupfs).map_err(|e| Error::InvalidArgument(format!("config.metadata.uid: {e}")))
+}
+
+/// The normalized `cgroup_parent` kept in the sandbox record, which [`PodCgroup::parse_parent`]
+/// reads back: the original value for systemd slices, the cgroupfs path otherwise.
+pub(crate) fn parent_value(config: &PodSandboxConfig, pod: &PodCgroup) -> String {
+    match pod.driver {
+        CgroupDriver::Systemd => config.linux.as_ref().map(|l| l.cgroup_parent.clone()).unwrap_or_default(),
+        CgroupDriver::Cgroupfs => pod.path.as_str().to_owned(),
+    }
+}
+
+/// CRI `LinuxContainerResources` → [`Resources`], a field-by-field copy (`oom_score_adj` is a
+/// process attribute and is applied by [`raise_oom_score_adj`]).
+pub(crate) fn resources(r: &LinuxContainerResources) -> Resources {
+    Resources {
+        cpu_period: r.cpu_period,
+        cpu_quota: r.cpu_quota,
+        cpu_shares: r.cpu_shares,
+        memory_limit_in_bytes: r.memory_limit_in_bytes,
+        memory_swap_limit_in_bytes: r.memory_swap_limit_in_bytes,
+        cpuset_cpus: r.cpuset_cpus.clone(),
+        cpuset_mems: r.cpuset_mems.clone(),
+        hugepage_limits: r
+            .hugepage_limits
+            .iter()
+            .map(|h| HugepageLimit { page_size: h.page_size.clone(), limit: h.limit })
+            .collect(),
+        unified: r.unified.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+    }
+}
+
+/// Checks the resources, naming the CRI field in the error (nothing is touched yet).
+pub(crate) fn validated(field: &str, r: Option<&LinuxContainerResources>) -> Result<Option<Resources>, Error> {
+    let Some(r) = r else { return Ok(None) };
+    let res = resources(r);
+    res.validate().map_err(|e| Error::InvalidArgument(format!("{field}: {e}")))?;
+    if !(-1000..=1000).contains(&r.oom_score_adj) {
+        return Err(Error::InvalidArgument(format!("{field}.oom_score_adj {} is outside [-1000, 1000]", r.oom_score_adj)));
+    }
+    Ok(Some(res))
+}
+
+/// Every container of a pod shares the shim process, so the shim's `oom_score_adj` is the pod's:
+/// the highest any container asked for (the one the kernel should kill first wins). Lowering
+/// needs CAP_SYS_RESOURCE, which this host's daemon lacks; like containerd's
+/// `restrict_oom_score_adj`, a lower value is clamped to the current one and logged, never an
+/// error. Returns the value in force.
+pub(crate) fn raise_oom_score_adj(pid: u32, wanted: i64) -> Result<i64, Error> {
+    let path = PathBuf::from(format!("/proc/{pid}/oom_score_adj"));
+    let current: i64 = std::fs::read_to_string(&path)
+        .map_err(Error::io("reading", &path))?
+        .trim()
+        .parse()
+        .map_err(|e| Error::Internal(format!("{}: {e}", path.display())))?;
+    let target = clamp_oom_score_adj(current, wanted);
+    if target != wanted {
+        tracing::info!(shim.pid = pid, wanted, current, "oom_score_adj not lowered: the shim is shared by the pod's containers and lowering needs CAP_SYS_RESOURCE");
+    }
+    if target != current {
+        std::fs::write(&path, target.to_string()).map_err(Error::io("writing", &path))?;
+    }
+    Ok(target)
+}
+
+pub(crate) fn clamp_oom_score_adj(current: i64, wanted: i64) -> i64 {
+    wanted.clamp(-1000, 1000).max(current)
+}
+
+/// Undoes a cgroup made by a create that did not finish, when dropped armed (also when the
+/// request's future is dropped, e.g. a cancelled RPC).
+pub(crate) struct CgroupGuard<'a> {
+    cgroups: &'a Cgroups,
+    path: Option<CgroupPath>,
+}
+
+impl<'a> CgroupGuard<'a> {
+    /// Arms a guard for `path`; `None` makes a guard that does nothing (a cgroup we did not make).
+    pub fn new(cgroups: &'a Cgroups, path: Option<CgroupPath>) -> Self {
+        CgroupGuard { cgroups, path }
+    }
+
+    pub fn disarm(mut self) {
+        self.path = None;
+    }
+}
+
+impl Drop for CgroupGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(path) = self.path.take() {
+            match self.cgroups.manager.remove(&path) {
+                Ok(()) => tracing::debug!(cgroup.path = %path, "rolled back cgroup"),
+                Err(e) => tracing::warn!(cgroup.path = %path, error = %e, "rolling back cgroup"),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_cri::v1::{LinuxPodSandboxConfig, PodSandboxMetadata};
+
+    use super::*;
+
+    fn pod(parent: &str, resources: Option<LinuxContainerResources>) -> PodSandboxConfig {
+        PodSandboxConfig {
+            metadata: Some(PodSandboxMetadata { uid: "u1_x".into(), ..Default::default() }),
+            linux: Some(LinuxPodSandboxConfig { cgroup_parent: parent.into(), resources, ..Default::default() }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn pod_cgroup_from_parent_or_qos() {
+        let p = pod_cgroup(&pod("/kubepods/burstable/pod0e3a7b8c-1d2e", None)).unwrap();
+        assert_eq!(p.path.as_str(), "kubepods/burstable/pod0e3a7b8c-1d2e");
+        let c = pod("kubepods-besteffort-podab_cd.slice", None);
+        let p = pod_cgroup(&c).unwrap();
+        assert_eq!(PodCgroup::parse_parent(&parent_value(&c, &p)).unwrap(), p);
+        let c = pod("", None);
+        let p = pod_cgroup(&c).unwrap();
+        assert_eq!(p.path.as_str(), "kubepods/besteffort/podu1-x");
+        assert_eq!(PodCgroup::parse_parent(&parent_value(&c, &p)).unwrap(), p);
+        let lim = LinuxContainerResources { cpu_quota: 50_000, memory_limit_in_bytes: 1 << 26, ..Default::default() };
+        assert_eq!(pod_cgroup(&pod("", Some(lim))).unwrap().path.as_str(), "kubepods/podu1-x");
+        let shares = LinuxContainerResources { cpu_shares: 256, ..Default::default() };
+        assert_eq!(pod_cgroup(&pod("", Some(shares))).unwrap().path.as_str(), "kubepods/burstable/podu1-x");
+        for bad in ["/kubepods/../etc", "/etc/pod1", "/kubepods/burstable/pod1/x"] {
+            match pod_cgroup(&pod(bad, None)) {
+                Err(Error::InvalidArgument(m)) => assert!(m.contains("linux.cgroup_parent"), "{m}"),
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn resources_validate_naming_the_field() {
+        let r = LinuxContainerResources { cpu_quota: 500, ..Default::default() };
+        match validated("config.linux.resources", Some(&r)) {
+            Err(Error::InvalidArgument(m)) => assert!(m.contains("config.linux.resources") && m.contains("cpu_quota"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        let r = LinuxContainerResources { oom_score_adj: 1001, ..Default::default() };
+        assert!(validated("x", Some(&r)).is_err());
+        let r = LinuxContainerResources { cpu_quota: 50_000, cpu_period: 100_000, cpu_shares: 512, ..Default::default() };
+        assert_eq!(validated("x", Some(&r)).unwrap().unwrap().cpu_quota, 50_000);
+        assert!(validated("x", None).unwrap().is_none());
+    }
+
+    #[test]
+    fn oom_score_adj_only_rises() {
+        assert_eq!(clamp_oom_score_adj(0, 1000), 1000);
+        assert_eq!(clamp_oom_score_adj(500, -997), 500);
+        assert_eq!(clamp_oom_score_adj(-1000, 1001), 1000);
+    }
+
+    #[test]
+    fn cpu_rate() {
+        assert_eq!(rate((0, 0), (1_000_000_000, 500_000_000)), 500_000_000);
+        assert_eq!(rate((10, 100), (10, 200)), 0, "no time passed");
+        assert_eq!(rate((0, 200), (10, 100)), 0, "usage went backwards (cgroup recreated)");
+        assert_eq!(rate((0, 0), (2_000_000_000, 3_000_000_000)), 1_500_000_000);
+    }
+}

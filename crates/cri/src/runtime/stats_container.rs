@@ -1,0 +1,103 @@
+//! ContainerStats and ListContainerStats. CPU comes from the container's cgroup (the container
+//! thread sits in it): `usage_core_nano_seconds` is its cumulative `cpuacct.usage` (v2
+//! `cpu.stat`), `usage_nano_cores` the rate since the previous sample kept in memory, as
+//! containerd does (the first sample is measured from the container's start). Memory is the
+//! guest's linear memory as the shim's limiter last granted it: on v1 memory is charged per
+//! process, so a container's own cgroup has none (the pod's is in PodSandboxStats). Wasm
+//! containers have no writable layer.
+
+use k8s_cri::v1::{
+    ContainerAttributes, ContainerStats, ContainerStatsRequest, ContainerStatsResponse, CpuUsage,
+    ListContainerStatsRequest, ListContainerStatsResponse, MemoryUsage, UInt64Value,
+};
+use wasmlet_shim::protocol::now_nanos;
+
+use crate::filter::{id_matches, labels_match};
+use crate::service::require;
+use crate::store::{ContainerRecord, ContainerState};
+use crate::{Error, Runtime};
+
+impl Runtime {
+    pub async fn container_stats(&self, req: ContainerStatsRequest) -> Result<ContainerStatsResponse, Error> {
+        let c = self.containers.get(require(&req.container_id, "container_id")?)?;
+        Ok(ContainerStatsResponse { stats: Some(self.stats_of(&c).await) })
+    }
+
+    pub async fn list_container_stats(&self, req: ListContainerStatsRequest) -> Result<ListContainerStatsResponse, Error> {
+        let filter = req.filter.unwrap_or_default();
+        let mut stats = Vec::new();
+        for c in self.containers.list() {
+            let labels = c.config.labels.clone();
+            if !id_matches(&filter.id, &c.id)
+                || !id_matches(&filter.pod_sandbox_id, &c.sandbox_id)
+                || !labels_match(&filter.label_selector, &labels)
+            {
+                continue;
+            }
+            stats.push(self.stats_of(&c).await);
+        }
+        Ok(ListContainerStatsResponse { stats })
+    }
+
+    /// One container's stats; what cannot be measured (no cgroup, shim gone) is left out.
+    pub(crate) async fn stats_of(&self, c: &ContainerRecord) -> ContainerStats {
+        let attributes = Some(ContainerAttributes {
+            id: c.id.clone(),
+            metadata: c.config.metadata.clone(),
+            labels: c.config.labels.clone(),
+            annotations: c.config.annotations.clone(),
+        });
+        let cpu = self.container_cpu(c);
+        let memory = if c.state == ContainerState::Exited {
+            None
+        } else {
+            match self.shim(&c.sandbox_id).stats(&c.id).await {
+                Ok(u) => {
+                    let bytes = Some(UInt64Value { value: u.linear_memory_bytes });
+                    Some(MemoryUsage {
+                        timestamp: now_nanos(),
+                        working_set_bytes: bytes.clone(),
+                        usage_bytes: bytes.clone(),
+                        rss_bytes: bytes,
+                        available_bytes: (u.memory_limit > 0)
+                            .then(|| UInt64Value { value: u.memory_limit.saturating_sub(u.linear_memory_bytes) }),
+                        page_faults: None,
+                        major_page_faults: None,
+                    })
+                }
+                Err(e) => {
+                    tracing::debug!(container.id = %c.id, error = %e, "no memory stats from the shim");
+                    None
+                }
+            }
+        };
+        ContainerStats { attributes, cpu, memory, writable_layer: None, swap: None }
+    }
+
+    fn container_cpu(&self, c: &ContainerRecord) -> Option<CpuUsage> {
+        let cgroups = self.cgroups.as_ref()?;
+        if c.cgroup.is_empty() {
+            return None;
+        }
+        let path = wasmlet_cgroups::CgroupPath::new(&c.cgroup).ok()?;
+        let usage = match cgroups.manager.stats(&path) {
+            Ok(s) => s.cpu_usage_ns,
+            Err(e) => {
+                tracing::debug!(container.id = %c.id, error = %e, "no cgroup stats");
+                return None;
+            }
+        };
+        let now = now_nanos();
+        let since = if c.started_at > 0 { c.started_at } else { c.created_at };
+        let rate = cgroups.nano_cores(&c.id, now, usage, since);
+        Some(cpu_usage(now, usage, rate))
+    }
+}
+
+pub(crate) fn cpu_usage(timestamp: i64, usage_ns: u64, nano_cores: u64) -> CpuUsage {
+    CpuUsage {
+        timestamp,
+        usage_core_nano_seconds: Some(UInt64Value { value: usage_ns }),
+        usage_nano_cores: Some(UInt64Value { value: nano_cores }),
+    }
+}
