@@ -11,11 +11,13 @@
 //!   `image-resolve` (`ImageStore::resolve` + `compiled_path` of hello, as CreateContainer does on a
 //!   blocking thread), `shim-ping` (one request to a live shim: a new connection, a thread in the
 //!   shim, one reply; every shim call of CreateContainer and StartContainer pays it),
-//!   `record-write` (one atomic 1.5 KB record write, as each container record update does).
+//!   `record-write` (one atomic 1.5 KB write replacing an existing file, as each record update
+//!   does: on ext4 a rename over an existing file also starts the new file's writeback).
 //!
 //! `zygote`: shims forked by a `Zygote` (what `wasmlet daemon` does; it is forked here first thing,
 //! while the bench is single-threaded); `exec`: no zygote, shims exec'd from the `wasmlet` binary.
 //! After each bench its phases are printed (median and p10–p90 over every run, warm-up included).
+//! Set `WASMLET_LOG` (e.g. `wasmlet_cri=debug`) to see the runtime's logs on stderr.
 
 mod common;
 
@@ -164,6 +166,13 @@ fn main() {
             None
         }
     };
+    // `WASMLET_LOG=wasmlet_cri=debug` shows the runtime's own timings (e.g. the pod cgroup's).
+    if let Ok(filter) = std::env::var("WASMLET_LOG") {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let mut c = Criterion::default()
         .sample_size(20)
         .warm_up_time(Duration::from_secs(1))

@@ -19,6 +19,7 @@ mod images;
 mod lifecycle;
 mod logs;
 mod mounts;
+mod network;
 mod registry;
 mod resources;
 mod restart;

@@ -194,6 +194,12 @@ fn wasi_builder(spec: &WasmSpec, log: &Option<Arc<CriLog>>) -> Result<WasiCtxBui
     b.envs(&spec.env);
     b.stdout(GuestOutput { log: log.clone(), stream: LogStream::Stdout });
     b.stderr(GuestOutput { log: log.clone(), stream: LogStream::Stderr });
+    // WASI 0.2 sockets (TCP, UDP, name lookup): the shim sits in the pod's network namespace,
+    // so the kernel bounds what a guest can reach exactly as for a Linux container of the pod.
+    b.inherit_network();
+    b.allow_tcp(true);
+    b.allow_udp(true);
+    b.allow_ip_name_lookup(true);
     for p in &spec.preopens {
         let perms = if p.readonly { FsPerms::ReadOnly } else { FsPerms::ReadWrite };
         b.preopened_dir(&p.host_path, &p.guest_path, perms)

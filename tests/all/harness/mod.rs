@@ -98,6 +98,11 @@ impl Daemon {
             .arg(&self.root)
             .arg("--state")
             .arg(&self.state)
+            // The test's own CNI conf dir (empty: NetworkReady false) and Debian's plugins.
+            .arg("--cni-conf-dir")
+            .arg(self.cni_conf_dir())
+            .arg("--cni-bin-dir")
+            .arg("/usr/lib/cni")
             .env("WASMLET_LOG", "info")
             .env_remove("WASMLET_CONFIG")
             .stdin(Stdio::null())
@@ -131,6 +136,11 @@ impl Daemon {
     }
 
     /// Everything the daemon wrote to stdout and stderr so far.
+    /// The CNI conf dir the daemon watches (empty until a test writes a conflist).
+    pub fn cni_conf_dir(&self) -> PathBuf {
+        self.dir.join("net.d")
+    }
+
     pub fn daemon_log(&self) -> String {
         std::fs::read_to_string(self.dir.join("daemon.log")).unwrap_or_default()
     }

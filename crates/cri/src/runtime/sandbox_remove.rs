@@ -17,6 +17,10 @@ impl Runtime {
         if sandbox.state == SandboxState::Ready {
             self.stop_sandbox(&sandbox.id).await?;
         }
+        // A stop whose CNI DEL failed left the pod attached: try again, then unpin its netns.
+        let fresh = self.sandboxes.get(&sandbox.id)?;
+        self.detach_network(&fresh).await?;
+        self.remove_netns(&fresh)?;
         let containers: Vec<_> = self.containers.list().into_iter().filter(|c| c.sandbox_id == sandbox.id).collect();
         self.remove_pod_cgroups(&sandbox, &containers)?;
         for c in containers {

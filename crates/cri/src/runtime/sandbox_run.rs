@@ -8,6 +8,7 @@ use k8s_cri::v1::{PodSandboxMetadata, RunPodSandboxRequest, RunPodSandboxRespons
 use wasmlet_shim::protocol::now_nanos;
 
 use crate::ids::new_id;
+use crate::runtime::sandbox_network;
 use crate::runtime::cgroup::{self, CgroupGuard};
 use crate::service::require;
 use crate::store::{SandboxRecord, SandboxState};
@@ -45,8 +46,6 @@ impl Runtime {
         let name = sandbox_name(md);
         let reservation = self.names.reserve(&name, &id)?;
         let shim_dir = self.opts.shim_dir(&id);
-        let span = tracing::info_span!("run_pod_sandbox", sandbox.id = %id, pod.name = %md.name, pod.namespace = %md.namespace, pod.uid = %md.uid);
-        let _enter = span.enter();
         let mut cgroup_guard = None;
         let (mut cgroup_parent, mut cgroup_owned) = (String::new(), false);
         let cgroup_start = std::time::Instant::now();
@@ -62,10 +61,15 @@ impl Runtime {
             cgroup_parent = cgroup::parent_value(&config, pod);
         }
         let cgroup_time = cgroup_start.elapsed();
-        let shim_pid = match self.spawn_shim(&id, &shim_dir).await {
+        // A pod without hostNetwork gets its own network namespace, made and pinned by its shim.
+        let netns = (!sandbox_network::host_network(&config)).then(|| self.opts.netns_pin(&id));
+        let shim_pid = match self.spawn_shim(&id, &shim_dir, netns.as_deref()).await {
             Ok(pid) => pid,
             Err(e) => {
                 let _ = std::fs::remove_dir_all(&shim_dir);
+                if let Some(pin) = &netns {
+                    let _ = wasmlet_shim::netns::remove(pin);
+                }
                 return Err(e.into());
             }
         };
@@ -78,7 +82,21 @@ impl Runtime {
             return Err(e.into());
         }
         let attach_time = attach_start.elapsed();
+        let cni = match &netns {
+            Some(pin) => match self.attach_network(&id, &config, pin).await {
+                Ok(cni) => cni,
+                Err(e) => {
+                    // The plugins already run were undone by the CNI layer; now the rest.
+                    let _ = self.shim(&id).shutdown().await;
+                    let _ = wasmlet_shim::netns::remove(pin);
+                    let _ = std::fs::remove_dir_all(&shim_dir);
+                    return Err(e);
+                }
+            },
+            None => None,
+        };
         tracing::debug!(
+            sandbox.id = %id,
             cgroup.parent = %cgroup_parent,
             cgroup.setup_us = cgroup_time.as_micros() as u64,
             cgroup.attach_us = attach_time.as_micros() as u64,
@@ -94,11 +112,13 @@ impl Runtime {
             shim_pid,
             cgroup_parent,
             cgroup_owned,
-            netns: None,
-            cni: None,
-            ips: Vec::new(),
+            ips: sandbox_network::ips(&cni),
+            netns,
+            cni,
         };
-        if let Err(e) = self.sandboxes.insert(record) {
+        if let Err(e) = self.sandboxes.insert(record.clone()) {
+            let _ = self.detach_network(&record).await;
+            let _ = self.remove_netns(&record);
             let _ = self.shim(&id).shutdown().await;
             let _ = std::fs::remove_dir_all(&shim_dir);
             return Err(e);
@@ -108,20 +128,23 @@ impl Runtime {
             guard.disarm();
         }
         if !self.watch_shim(&id).await {
-            tracing::warn!("shim stopped answering right after start");
+            tracing::warn!(sandbox.id = %id, "shim stopped answering right after start");
         }
-        tracing::info!(shim.pid = shim_pid, "pod sandbox ready");
+        tracing::info!(sandbox.id = %id, shim.pid = shim_pid, ips = ?record.ips, "pod sandbox ready");
         Ok(RunPodSandboxResponse { pod_sandbox_id: id })
     }
 
     /// Forks the shim from the zygote, or execs it when there is no zygote or it failed.
-    async fn spawn_shim(&self, id: &str, shim_dir: &std::path::Path) -> Result<u32, wasmlet_shim::Error> {
+    async fn spawn_shim(&self, id: &str, shim_dir: &std::path::Path, netns: Option<&std::path::Path>) -> Result<u32, wasmlet_shim::Error> {
         if let Some(zygote) = &self.opts.zygote {
-            match zygote.spawn(id, shim_dir).await {
+            match zygote.spawn_in(id, shim_dir, netns).await {
                 Ok(pid) => return Ok(pid),
                 Err(e) => tracing::warn!(error = %e, "zygote could not fork the shim; starting it by exec"),
             }
+            if let Some(pin) = netns {
+                let _ = wasmlet_shim::netns::remove(pin);
+            }
         }
-        wasmlet_shim::spawn::spawn_shim(&self.opts.shim_exe, id, shim_dir, &self.opts.shim_log_filter).await
+        wasmlet_shim::spawn::spawn_shim_in(&self.opts.shim_exe, id, shim_dir, netns, &self.opts.shim_log_filter).await
     }
 }

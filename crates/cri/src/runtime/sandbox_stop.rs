@@ -26,6 +26,9 @@ impl Runtime {
             Err(e) => return Err(e.into()),
         }
         self.settle_lost_containers(sandbox_id, "the pod sandbox was stopped");
+        // CNI DEL (idempotent: skipped once it has succeeded; a failure fails the stop so that
+        // kubelet retries it).
+        self.detach_network(&self.sandboxes.get(sandbox_id)?).await?;
         self.sandboxes.update(sandbox_id, |s| {
             let changed = s.state != SandboxState::NotReady;
             s.state = SandboxState::NotReady;
