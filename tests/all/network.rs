@@ -105,7 +105,7 @@ fn http_get_from(netns: &Path, addr: SocketAddr) -> std::io::Result<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pods_get_ips_and_the_wasm_http_server_answers() {
-    let d = Daemon::start("network", &[HTTP_SERVER_P2]).await;
+    let mut d = Daemon::start("network", &[HTTP_SERVER_P2]).await;
     let net = TestNetwork::new(&d);
 
     let before = network_ready(&d).await;
@@ -144,6 +144,11 @@ async fn pods_get_ips_and_the_wasm_http_server_answers() {
     let netns_a = PathBuf::from(info_a["netns"].as_str().unwrap());
     let local = http_get_from(&netns_a, "127.0.0.1:8080".parse().unwrap()).unwrap();
     assert!(local.ends_with("hi from pod\n"), "localhost inside the pod: {local:?}");
+
+    // A daemon killed and restarted still knows how to detach the pods (DEL needs the list and
+    // the ADD result, kept in the sandbox records).
+    d.kill9().await;
+    d.restart().await;
 
     // Stop: CNI DEL (twice: idempotent); remove: the namespace pin goes.
     for id in [&a, &b] {
