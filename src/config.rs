@@ -6,6 +6,10 @@
 //! state = "/run/wasmlet"
 //! cni_conf_dir = "/etc/cni/net.d"
 //! cni_bin_dirs = ["/opt/cni/bin", "/usr/lib/cni"]
+//!
+//! [registries]
+//! insecure = ["registry.local:5000"]   # plain HTTP (loopback registries always are)
+//! timeout_secs = 30
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -29,6 +33,17 @@ pub struct FileConfig {
     pub state: Option<PathBuf>,
     pub cni_conf_dir: Option<PathBuf>,
     pub cni_bin_dirs: Option<Vec<PathBuf>>,
+    #[serde(default)]
+    pub registries: RegistriesConfig,
+}
+
+/// `[registries]`: how pulls reach registries.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistriesConfig {
+    #[serde(default)]
+    pub insecure: Vec<String>,
+    pub timeout_secs: Option<u64>,
 }
 
 /// The paths a runtime runs with, after defaults, file and flags.
@@ -39,6 +54,7 @@ pub struct Paths {
     pub state: PathBuf,
     pub cni_conf_dir: PathBuf,
     pub cni_bin_dirs: Vec<PathBuf>,
+    pub registries: wasmlet_image::RegistryOptions,
 }
 
 /// The flags that can override the file (shared by `daemon` and `image`).
@@ -82,6 +98,14 @@ impl PathFlags {
                 .filter(|d| !d.is_empty())
                 .or(file.cni_bin_dirs)
                 .unwrap_or_else(|| DEFAULT_CNI_BIN_DIRS.iter().map(PathBuf::from).collect()),
+            registries: {
+                let mut r = wasmlet_image::RegistryOptions::default();
+                r.insecure = file.registries.insecure.clone();
+                if let Some(secs) = file.registries.timeout_secs {
+                    r.timeout = std::time::Duration::from_secs(secs);
+                }
+                r
+            },
         })
     }
 }

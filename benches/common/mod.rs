@@ -65,6 +65,7 @@ impl Daemon {
             // Hermetic: the benches' pods use the host network and never read the host's CNI setup.
             cni_conf_dir: dir.path().join("cni"),
             cni_bin_dirs: Vec::new(),
+            registries: Default::default(),
         };
         let daemon_opts = opts.clone();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

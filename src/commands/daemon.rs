@@ -27,6 +27,7 @@ pub fn main(args: Args, log_filter: &str) -> anyhow::Result<ExitCode> {
         zygote: Some(std::sync::Arc::new(zygote)),
         cni_conf_dir: paths.cni_conf_dir.clone(),
         cni_bin_dirs: paths.cni_bin_dirs.clone(),
+        registries: paths.registries.clone(),
     };
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     rt.block_on(async move {

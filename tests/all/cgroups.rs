@@ -141,7 +141,11 @@ async fn cpu_limit_holds_and_stats_report() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resize_in_place_speeds_a_burner_up() {
     let d = Daemon::start("cg-resize", &[CPU_BURNER_P1]).await;
-    let (pod_config, pod_cg) = pod_in(&d, "resize", "burstable", &unique_uid("cgresize"));
+    let (mut pod_config, pod_cg) = pod_in(&d, "resize", "burstable", &unique_uid("cgresize"));
+    // Pod-level shares well above its siblings' (other tests' burners), so the measurement is of
+    // the quota, not of the neighbours; a host busy outside kubepods can still slow it down,
+    // hence the generous bound below.
+    pod_config.linux.as_mut().unwrap().resources = Some(cri::LinuxContainerResources { cpu_shares: 262_144, ..Default::default() });
     let pod = run_pod_with(&d.cri, pod_config.clone()).await;
     let config = with_resources(container_config("burner", CPU_BURNER_P1.image, &["20000"], &[], vec![]), cpu_limit(200));
     let ctr = create_with(&d.cri, &pod, &pod_config, config).await;
@@ -162,7 +166,7 @@ async fn resize_in_place_speeds_a_burner_up() {
     let after = cores_over(&ctr_cg, Duration::from_secs(2)).await;
     println!("resize 200m -> 800m: {before:.3} -> {after:.3} cores");
     assert!(before <= 0.25, "at 200m the burner used {before:.3} cores");
-    assert!(after > before * 2.0, "raising 200m to 800m did not speed it up: {before:.3} -> {after:.3} cores");
+    assert!(after > before * 1.5, "raising 200m to 800m did not speed it up: {before:.3} -> {after:.3} cores");
     let s = d.status(&ctr).await;
     let r = s.resources.and_then(|r| r.linux).unwrap();
     assert_eq!((r.cpu_quota, r.memory_limit_in_bytes), (80_000, 256 * MIB), "ContainerStatus reports the new values");

@@ -59,7 +59,7 @@ async fn pull_run_and_remove_images_from_a_registry() {
         let status = img.image_status(cri::ImageStatusRequest { image: spec(reference), verbose: false }).await.unwrap().into_inner();
         let image = status.image.unwrap_or_else(|| panic!("{reference} not present after PullImage"));
         assert_eq!(image.id, pulled.image_ref, "image_ref is the image id");
-        assert_eq!(image.repo_tags, [reference.clone()]);
+        assert_eq!(image.repo_tags, std::slice::from_ref(reference));
         assert!(image.repo_digests[0].starts_with(&format!("{}/e2e/hello-{kind}@sha256:", registry.addr)), "{image:?}");
         // Pulling again is idempotent.
         let again = img.pull_image(cri::PullImageRequest { image: spec(reference), ..Default::default() }).await.unwrap().into_inner();

@@ -25,6 +25,8 @@ pub struct RuntimeOptions {
     pub cni_conf_dir: PathBuf,
     /// CNI plugin directories (default `/opt/cni/bin`, `/usr/lib/cni`).
     pub cni_bin_dirs: Vec<PathBuf>,
+    /// Registry settings for pulls: plain-HTTP hosts, timeout.
+    pub registries: wasmlet_image::RegistryOptions,
 }
 
 impl RuntimeOptions {

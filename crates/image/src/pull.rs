@@ -405,3 +405,57 @@ fn read_small(path: &Path, digest: &str) -> Result<serde_json::Value, Error> {
     serde_json::from_slice(&bytes)
         .map_err(|e| Error::corrupt(format!("blob {digest}"), e.to_string()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn knows_linux_layer_media_types_and_the_node_arch() {
+        assert!(is_linux_layer(
+            "application/vnd.oci.image.layer.v1.tar+zstd"
+        ));
+        assert!(is_linux_layer(
+            "application/vnd.docker.image.rootfs.diff.tar.gzip"
+        ));
+        assert!(!is_linux_layer("application/wasm"));
+        assert!(!is_linux_layer("application/vnd.oci.image.config.v1+json"));
+        assert!(!node_arch().is_empty() && node_arch() != "x86_64");
+    }
+
+    #[test]
+    fn a_linux_record_lists_every_blob_once_and_is_untagged_by_digest() {
+        let config = Descriptor::new("application/vnd.oci.image.config.v1+json", b"{}");
+        let layer = Descriptor::new("application/vnd.oci.image.layer.v1.tar", b"l");
+        let manifest = Manifest {
+            schema_version: 2,
+            media_type: None,
+            config: config.clone(),
+            layers: vec![layer.clone(), layer.clone()],
+        };
+        let top = Descriptor::new(crate::oci::MANIFEST_V1, b"m");
+        let by_digest = normalize(&format!("r.io/a@{}", top.digest)).unwrap();
+        let p = linux_image(
+            &by_digest,
+            &top,
+            &manifest,
+            ConfigBlob::default(),
+            vec![top.digest.clone()],
+        );
+        assert!(p.record.repo_tags.is_empty());
+        assert_eq!(
+            p.record.blobs,
+            [
+                top.digest.clone(),
+                config.digest.clone(),
+                layer.digest.clone()
+            ]
+        );
+        assert_eq!((p.record.kind.as_str(), p.record.size), ("linux", 4));
+        assert_eq!(p.record.wasm_digest, config.digest);
+        let by_tag = normalize("r.io/a:1").unwrap();
+        let p = linux_image(&by_tag, &top, &manifest, ConfigBlob::default(), vec![]);
+        assert_eq!(p.record.repo_tags, ["r.io/a:1"]);
+        assert!(p.record.is_linux());
+    }
+}

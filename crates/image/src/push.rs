@@ -132,3 +132,38 @@ fn describe(path: &Path) -> Result<(String, u64, ArtifactKind), Error> {
     let (_, hex, size) = hasher.finish();
     Ok((format!("sha256:{hex}"), size, kind))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn describes_modules_and_components_and_refuses_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let module = dir.path().join("m.wasm");
+        std::fs::write(&module, b"\0asm\x01\0\0\0").unwrap();
+        let (digest, size, kind) = describe(&module).unwrap();
+        assert_eq!(
+            (digest, size, kind),
+            (sha256_digest(b"\0asm\x01\0\0\0"), 8, ArtifactKind::Module)
+        );
+        let component = dir.path().join("c.wasm");
+        std::fs::write(&component, b"\0asm\x0d\0\x01\0").unwrap();
+        assert_eq!(describe(&component).unwrap().2, ArtifactKind::Component);
+        let elf = dir.path().join("sh");
+        std::fs::write(&elf, b"\x7fELF\x02\x01\x01\0").unwrap();
+        assert!(matches!(describe(&elf), Err(Error::NotWasm { .. })));
+    }
+
+    #[test]
+    fn pushing_to_a_digest_is_refused() {
+        let err = push_wasm(
+            Path::new("/nonexistent.wasm"),
+            &format!("127.0.0.1:1/a@sha256:{}", "0".repeat(64)),
+            None,
+            &PushOptions::default(),
+        )
+        .unwrap_err();
+        assert!(matches!(err, Error::InvalidReference { .. }), "{err}");
+    }
+}

@@ -23,7 +23,8 @@ const ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.o
 pub struct RegistryOptions {
     /// Registry hosts (`host` or `host:port`) reached over plain HTTP. Loopback hosts always are.
     pub insecure: Vec<String>,
-    /// Bound on connecting and on waiting for each response's headers (not on whole transfers).
+    /// Bound on connecting, on waiting for each response's headers and on each read or write of a
+    /// transfer (a stalled registry fails the pull; a slow but moving large layer does not).
     pub timeout: Duration,
 }
 
@@ -81,6 +82,8 @@ impl Registry {
             .http_status_as_error(false)
             .timeout_connect(Some(opts.timeout))
             .timeout_recv_response(Some(opts.timeout))
+            .timeout_per_read(Some(opts.timeout))
+            .timeout_per_write(Some(opts.timeout))
             .user_agent("wasmlet")
             .build();
         Registry {
@@ -451,7 +454,12 @@ impl Registry {
 
     /// Maps an error reading a response body.
     pub(crate) fn io_transport(&self, e: std::io::Error) -> Error {
-        if e.kind() == std::io::ErrorKind::TimedOut {
+        // ureq's body reader wraps its own errors (a per-read timeout among them) in io::Error.
+        let wrapped_timeout = e
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<ureq::Error>())
+            .is_some_and(|u| matches!(u, ureq::Error::Timeout(_)));
+        if wrapped_timeout || e.kind() == std::io::ErrorKind::TimedOut {
             Error::Timeout {
                 image: self.image.clone(),
                 detail: e.to_string(),

@@ -479,6 +479,52 @@ fn a_blob_that_does_not_match_its_digest_stores_nothing() {
 }
 
 #[test]
+fn a_registry_that_stalls_mid_blob_times_out_and_a_5xx_is_a_registry_error() {
+    let fake = FakeRegistry::start();
+    let wasm = module("slow", 64 << 10);
+    let layer = serve_artifact(&fake, &wasm, &wasm);
+    let stalled = Answer {
+        stall: Some(std::time::Duration::from_secs(5)),
+        ..Answer::ok("application/octet-stream", wasm)
+    };
+    fake.route(&layer, stalled);
+    let (_dir, store) = store();
+    let opts = PullOptions {
+        registry: RegistryOptions {
+            timeout: std::time::Duration::from_millis(500),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let started = Instant::now();
+    let err = store
+        .pull(&format!("{}/app:v1", fake.addr), None, &opts)
+        .unwrap_err();
+    assert!(matches!(err, Error::Timeout { .. }), "{err}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+    fake.route(
+        "/v2/app/manifests/v1",
+        Answer {
+            status: 503,
+            ..Answer::ok("text/plain", b"busy".to_vec())
+        },
+    );
+    let err = store
+        .pull(
+            &format!("{}/app:v1", fake.addr),
+            None,
+            &PullOptions::default(),
+        )
+        .unwrap_err();
+    assert!(matches!(err, Error::Registry { status: 503, .. }), "{err}");
+    assert_store_empty(&store);
+}
+
+#[test]
 fn an_oversize_manifest_is_refused() {
     let fake = FakeRegistry::start();
     let big = serde_json::to_vec(

@@ -16,10 +16,11 @@ impl Runtime {
         let auth = auth_of(req.auth.as_ref())
             .map_err(|e| Error::InvalidArgument(format!("pulling {reference:?}: {e}")))?;
         let span = tracing::info_span!("pull_image", image = %reference);
+        let options = PullOptions { registry: self.opts.registries.clone(), ..Default::default() };
         let image = self
             .with_images(move |store| {
                 let _enter = span.enter();
-                match store.pull(&reference, auth, &PullOptions::default()) {
+                match store.pull(&reference, auth, &options) {
                     // An unreachable registry still serves what is stored (e.g. an image imported as
                     // `localhost/app`, whose "registry" is no server at all), as a cache would.
                     Err(e @ wasmlet_image::Error::Network { .. }) => match store.resolve(&reference)? {

@@ -15,6 +15,9 @@ use wasmlet_cgroups::{
 
 use crate::Error;
 
+/// How long removal waits for the tasks of a cgroup to exit.
+const REMOVE_PATIENCE: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Where the cgroup hierarchies are mounted unless `WASMLET_CGROUP_ROOT` says otherwise.
 pub(crate) const DEFAULT_CGROUP_ROOT: &str = "/sys/fs/cgroup";
 
@@ -88,6 +91,22 @@ impl Cgroups {
             .insert(key.to_string(), (now, usage_ns))
             .unwrap_or((since, 0));
         rate(prev, (now, usage_ns))
+    }
+
+    /// Removes a cgroup (and its descendants) once its tasks are gone. A shim answers Shutdown
+    /// before its process has finished exiting (tearing down a pooling allocator's reservations
+    /// can take tens of ms on a loaded host), so a busy cgroup is retried for up to
+    /// [`REMOVE_PATIENCE`] before the error is returned (kubelet then retries the RPC).
+    pub async fn remove_when_empty(&self, path: &CgroupPath) -> Result<(), wasmlet_cgroups::Error> {
+        let deadline = std::time::Instant::now() + REMOVE_PATIENCE;
+        loop {
+            match self.manager.remove(path) {
+                Err(e) if e.code() == wasmlet_cgroups::Code::FailedPrecondition && std::time::Instant::now() < deadline => {
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+                other => return other,
+            }
+        }
     }
 
     pub fn forget(&self, key: &str) {

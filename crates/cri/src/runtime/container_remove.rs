@@ -26,7 +26,7 @@ impl Runtime {
         if let Some(cgroups) = &self.cgroups {
             cgroups.forget(&c.id);
             if !c.cgroup.is_empty() {
-                cgroups.manager.remove(&wasmlet_cgroups::CgroupPath::new(&c.cgroup)?)?;
+                cgroups.remove_when_empty(&wasmlet_cgroups::CgroupPath::new(&c.cgroup)?).await?;
             }
         }
         self.containers.remove(&c.id)?;

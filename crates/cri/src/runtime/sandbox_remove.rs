@@ -22,7 +22,7 @@ impl Runtime {
         self.detach_network(&fresh).await?;
         self.remove_netns(&fresh)?;
         let containers: Vec<_> = self.containers.list().into_iter().filter(|c| c.sandbox_id == sandbox.id).collect();
-        self.remove_pod_cgroups(&sandbox, &containers)?;
+        self.remove_pod_cgroups(&sandbox, &containers).await?;
         for c in containers {
             self.containers.remove(&c.id)?;
             self.names.release(&c.name);
@@ -43,19 +43,19 @@ impl Runtime {
 impl Runtime {
     /// Removes the container cgroups of the pod and, when this runtime made it, the pod cgroup
     /// (the shim has exited by now; the cgroup layer retries a cgroup still busy for a moment).
-    fn remove_pod_cgroups(&self, sandbox: &SandboxRecord, containers: &[ContainerRecord]) -> Result<(), Error> {
+    async fn remove_pod_cgroups(&self, sandbox: &SandboxRecord, containers: &[ContainerRecord]) -> Result<(), Error> {
         let Some(cgroups) = &self.cgroups else { return Ok(()) };
         let start = std::time::Instant::now();
         for c in containers {
             cgroups.forget(&c.id);
             if !c.cgroup.is_empty() && !sandbox.cgroup_owned {
-                cgroups.manager.remove(&wasmlet_cgroups::CgroupPath::new(&c.cgroup)?)?;
+                cgroups.remove_when_empty(&wasmlet_cgroups::CgroupPath::new(&c.cgroup)?).await?;
             }
         }
         cgroups.forget(&format!("pod:{}", sandbox.id));
         if sandbox.cgroup_owned && !sandbox.cgroup_parent.is_empty() {
             let pod = wasmlet_cgroups::PodCgroup::parse_parent(&sandbox.cgroup_parent)?;
-            cgroups.manager.remove(&pod.path)?;
+            cgroups.remove_when_empty(&pod.path).await?;
             tracing::debug!(sandbox.id = %sandbox.id, cgroup.path = %pod.path, cgroup.remove_us = start.elapsed().as_micros() as u64, "pod cgroup removed");
         }
         Ok(())

@@ -50,8 +50,10 @@ impl Runtime {
         let (mut cgroup_parent, mut cgroup_owned) = (String::new(), false);
         let cgroup_start = std::time::Instant::now();
         if let (Some(cgroups), Some(pod)) = (&self.cgroups, &pod_cgroup) {
-            // A pod cgroup kubelet made stays kubelet's: we only add to it.
-            cgroup_owned = !cgroups.exists(&pod.path);
+            // A pod cgroup kubelet made stays kubelet's: we only add to it. One we laid out
+            // ourselves (no cgroup_parent) is ours even if a crash left it behind.
+            let kubelet_parent = config.linux.as_ref().is_some_and(|l| !l.cgroup_parent.is_empty());
+            cgroup_owned = !kubelet_parent || !cgroups.exists(&pod.path);
             cgroups.manager.create(&pod.path)?;
             let guard = CgroupGuard::new(cgroups, cgroup_owned.then(|| pod.path.clone()));
             if let Some(r) = &pod_resources {
@@ -78,6 +80,9 @@ impl Runtime {
             && let Err(e) = cgroups.manager.add_task(&pod.path, wasmlet_cgroups::Task::Process(shim_pid))
         {
             let _ = self.shim(&id).shutdown().await;
+            if let Some(pin) = &netns {
+                let _ = wasmlet_shim::netns::remove(pin);
+            }
             let _ = std::fs::remove_dir_all(&shim_dir);
             return Err(e.into());
         }

@@ -56,8 +56,8 @@ impl Runtime {
                     let bytes = Some(UInt64Value { value: u.linear_memory_bytes });
                     Some(MemoryUsage {
                         timestamp: now_nanos(),
-                        working_set_bytes: bytes.clone(),
-                        usage_bytes: bytes.clone(),
+                        working_set_bytes: bytes,
+                        usage_bytes: bytes,
                         rss_bytes: bytes,
                         available_bytes: (u.memory_limit > 0)
                             .then(|| UInt64Value { value: u.memory_limit.saturating_sub(u.linear_memory_bytes) }),

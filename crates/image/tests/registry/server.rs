@@ -121,6 +121,8 @@ pub struct Answer {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// Send the headers and half the body, then stall for this long before closing.
+    pub stall: Option<Duration>,
 }
 
 impl Answer {
@@ -129,6 +131,7 @@ impl Answer {
             status: 200,
             headers: vec![("Content-Type".into(), content_type.into())],
             body,
+            stall: None,
         }
     }
 }
@@ -222,7 +225,7 @@ fn serve(stream: TcpStream, state: &Mutex<FakeState>, realm: &str) {
                 if authz == format!("Basic {basic}") {
                     Answer::ok("application/json", format!("{{\"token\":\"{token}\"}}").into_bytes())
                 } else {
-                    Answer { status: 401, headers: vec![], body: b"{}".to_vec() }
+                    Answer { status: 401, headers: vec![], body: b"{}".to_vec(), stall: None }
                 }
             }
             Some((_, token)) if path.starts_with("/v2/") && authz != format!("Bearer {token}") => Answer {
@@ -232,11 +235,13 @@ fn serve(stream: TcpStream, state: &Mutex<FakeState>, realm: &str) {
                     format!("Bearer realm=\"{realm}\",service=\"fake\",scope=\"repository:app:pull\""),
                 )],
                 body: br#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}"#.to_vec(),
+                stall: None,
             },
             _ => state.routes.get(&path).cloned().unwrap_or(Answer {
                 status: 404,
                 headers: vec![("Content-Type".into(), "application/json".into())],
                 body: br#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}"#.to_vec(),
+                stall: None,
             }),
         }
     };
@@ -251,7 +256,17 @@ fn serve(stream: TcpStream, state: &Mutex<FakeState>, realm: &str) {
     }
     head.push_str("\r\n");
     let _ = out.write_all(head.as_bytes());
-    if method != "HEAD" {
-        let _ = out.write_all(&answer.body);
+    if method == "HEAD" {
+        return;
+    }
+    match answer.stall {
+        Some(stall) => {
+            let _ = out.write_all(&answer.body[..answer.body.len() / 2]);
+            let _ = out.flush();
+            std::thread::sleep(stall);
+        }
+        None => {
+            let _ = out.write_all(&answer.body);
+        }
     }
 }
