@@ -10,3 +10,5 @@ fi
 ./scripts/install-deps.sh
 cargo build --workspace --all-targets
 cargo test --workspace --no-fail-fast
+# Each criterion bench once, as a smoke test (the numbers come from `cargo bench`).
+cargo test -p wasmlet --benches

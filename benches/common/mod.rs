@@ -55,18 +55,13 @@ impl Daemon {
         let images = root.join("images");
         import_hello(&images);
         let socket = dir.path().join("cri.sock");
-        let opts = RuntimeOptions {
-            root,
-            state: dir.path().join("s"),
-            images,
-            shim_exe: PathBuf::from(env!("CARGO_BIN_EXE_wasmlet")),
-            shim_log_filter: "warn".into(),
-            zygote,
-            // Hermetic: the benches' pods use the host network and never read the host's CNI setup.
-            cni_conf_dir: dir.path().join("cni"),
-            cni_bin_dirs: Vec::new(),
-            registries: Default::default(),
-        };
+        let mut opts = RuntimeOptions::new(root, dir.path().join("s"), PathBuf::from(env!("CARGO_BIN_EXE_wasmlet")));
+        opts.images = images;
+        opts.shim_log_filter = "warn".into();
+        opts.zygote = zygote;
+        // Hermetic: the benches' pods use the host network and never read the host's CNI setup.
+        opts.cni_conf_dir = dir.path().join("cni");
+        opts.cni_bin_dirs = Vec::new();
         let daemon_opts = opts.clone();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let (ready, opened) = std::sync::mpsc::channel();

@@ -30,6 +30,22 @@ pub struct RuntimeOptions {
 }
 
 impl RuntimeOptions {
+    /// Options with the defaults for everything but the three paths: images under
+    /// `<root>/images`, no zygote (shims by exec), the standard CNI directories.
+    pub fn new(root: PathBuf, state: PathBuf, shim_exe: PathBuf) -> RuntimeOptions {
+        RuntimeOptions {
+            images: root.join("images"),
+            root,
+            state,
+            shim_exe,
+            shim_log_filter: "info".into(),
+            zygote: None,
+            cni_conf_dir: "/etc/cni/net.d".into(),
+            cni_bin_dirs: vec!["/opt/cni/bin".into(), "/usr/lib/cni".into()],
+            registries: Default::default(),
+        }
+    }
+
     pub fn sandboxes_dir(&self) -> PathBuf {
         self.root.join("sandboxes")
     }
