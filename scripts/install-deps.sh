@@ -12,7 +12,9 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 #   apache2-utils      htpasswd, for the bcrypt password file of the basic-auth registry test
 #   skopeo             the reference client the pull timing test compares against
 #   busybox-static     /bin/busybox, the payload of the Linux image the pull timing test builds
-PACKAGES=(protobuf-compiler docker-registry apache2-utils skopeo busybox-static)
+#   containernetworking-plugins  the CNI plugins (bridge, host-local, loopback, portmap) in /usr/lib/cni
+#   iproute2           `ip`, with which the network tests inspect and delete their bridge
+PACKAGES=(protobuf-compiler docker-registry apache2-utils skopeo busybox-static containernetworking-plugins iproute2)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

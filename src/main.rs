@@ -5,6 +5,7 @@ mod commands;
 mod config;
 mod logging;
 mod pod;
+mod pod_resources;
 
 use clap::{Parser, Subcommand};
 

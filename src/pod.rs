@@ -73,6 +73,8 @@ pub struct VolumeMount {
 #[derive(Debug, Default, Deserialize)]
 pub struct Resources {
     #[serde(default)]
+    pub requests: BTreeMap<String, String>,
+    #[serde(default)]
     pub limits: BTreeMap<String, String>,
 }
 
@@ -116,6 +118,16 @@ impl Pod {
     }
 }
 
+/// Parses a Kubernetes CPU quantity (`500m`, `1`, `0.25`) into millicores.
+pub fn parse_cpu(q: &str) -> anyhow::Result<i64> {
+    let q = q.trim();
+    if let Some(m) = q.strip_suffix('m') {
+        return m.parse::<i64>().with_context(|| format!("bad CPU quantity {q:?}"));
+    }
+    let cores: f64 = q.parse().with_context(|| format!("bad CPU quantity {q:?}"))?;
+    Ok((cores * 1000.0).ceil() as i64)
+}
+
 /// Parses a Kubernetes memory quantity (`64Mi`, `1G`, `500000`) into bytes.
 pub fn parse_memory(q: &str) -> anyhow::Result<i64> {
     let q = q.trim();
@@ -140,6 +152,14 @@ pub fn parse_memory(q: &str) -> anyhow::Result<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cpu_quantities() {
+        assert_eq!(parse_cpu("500m").unwrap(), 500);
+        assert_eq!(parse_cpu("1").unwrap(), 1000);
+        assert_eq!(parse_cpu("0.25").unwrap(), 250);
+        assert!(parse_cpu("lots").is_err());
+    }
 
     #[test]
     fn memory_quantities() {

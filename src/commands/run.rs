@@ -15,7 +15,7 @@ use wasmlet_cri::{Runtime, RuntimeOptions};
 use wasmlet_image::ImageStore;
 
 use crate::config::PathFlags;
-use crate::pod::{Pod, parse_memory};
+use crate::pod::Pod;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -91,19 +91,21 @@ fn import_wasm_paths(pod: &mut Pod, images_dir: &Path, base: &Path) -> anyhow::R
 }
 
 async fn run_pod(mut client: CriClient, pod: &Pod, log_dir: &Path) -> anyhow::Result<i32> {
-    let uid = format!("{:032x}", rand::random::<u128>());
+    let uid = if pod.metadata.uid.is_empty() { format!("{:032x}", rand::random::<u128>()) } else { pod.metadata.uid.clone() };
     let labels: HashMap<String, String> = pod.metadata.labels.clone().into_iter().collect();
     let sandbox_config = cri::PodSandboxConfig {
         metadata: Some(cri::PodSandboxMetadata {
             name: pod.metadata.name.clone(),
             namespace: pod.metadata.namespace.clone(),
-            uid: if pod.metadata.uid.is_empty() { uid } else { pod.metadata.uid.clone() },
+            uid: uid.clone(),
             attempt: 0,
         }),
         hostname: pod.metadata.name.clone(),
         log_directory: log_dir.display().to_string(),
         labels,
         linux: Some(cri::LinuxPodSandboxConfig {
+            // kubelet's layout and QoS class, computed here as kubelet would.
+            cgroup_parent: crate::pod_resources::cgroup_parent(pod, &uid)?,
             security_context: Some(cri::LinuxSandboxSecurityContext {
                 namespace_options: Some(cri::NamespaceOption { network: cri::NamespaceMode::Node as i32, ..Default::default() }),
                 ..Default::default()
@@ -224,7 +226,6 @@ fn container_config(c: &crate::pod::Container, pod: &Pod, empty_dirs: &Path) -> 
             ..Default::default()
         });
     }
-    let memory = c.resources.limits.get("memory").map(|q| parse_memory(q)).transpose()?.unwrap_or(0);
     Ok(cri::ContainerConfig {
         metadata: Some(cri::ContainerMetadata { name: c.name.clone(), attempt: 0 }),
         image: Some(cri::ImageSpec { image: c.image.clone(), ..Default::default() }),
@@ -235,7 +236,7 @@ fn container_config(c: &crate::pod::Container, pod: &Pod, empty_dirs: &Path) -> 
         mounts,
         log_path: format!("{}/0.log", c.name),
         linux: Some(cri::LinuxContainerConfig {
-            resources: Some(cri::LinuxContainerResources { memory_limit_in_bytes: memory, ..Default::default() }),
+            resources: Some(crate::pod_resources::container_resources(pod, c)?),
             ..Default::default()
         }),
         ..Default::default()
