@@ -1,7 +1,7 @@
-//! Pod networking through CNI with Debian's real plugins (bridge + host-local + loopback): a
+//! Pod networking through CNI with Debian's real plugins (bridge + host-local + portmap + loopback): a
 //! bridge and a private subnet made for the test, pods with their own network namespaces and IPs,
 //! the Wasm HTTP server (WASI 0.2 sockets) answering at podIP:port from the node and from another
-//! pod, NetworkReady following the conf dir, a broken conflist refused with nothing left, and a
+//! pod, a hostPort through portmap, NetworkReady following the conf dir, a broken conflist refused with nothing left, and a
 //! teardown that leaves no veth, IP allocation or namespace behind.
 //! Traffic goes only to addresses inside namespaces this test made.
 
@@ -40,6 +40,7 @@ impl TestNetwork {
                         "ranges": [[{ "subnet": format!("{}.0/24", self.subnet_prefix) }]],
                     }
                 },
+                { "type": "portmap", "capabilities": { "portMappings": true } },
                 { "type": "loopback" }
             ]
         })
@@ -115,7 +116,10 @@ async fn pods_get_ips_and_the_wasm_http_server_answers() {
     let after = network_ready(&d).await;
     assert!(after.status, "a conflist appeared, no restart: {after:?}");
 
-    let config_a = pod_network_config(&d, "web");
+    let mut config_a = pod_network_config(&d, "web");
+    let host_port = 20000 + (std::process::id() % 20000) as i32;
+    config_a.port_mappings =
+        vec![cri::PortMapping { protocol: cri::Protocol::Tcp as i32, container_port: 8080, host_port, host_ip: String::new() }];
     let a = run_pod_with(&d.cri, config_a.clone()).await;
     let config_b = pod_network_config(&d, "client");
     let b = run_pod_with(&d.cri, config_b.clone()).await;
@@ -144,6 +148,11 @@ async fn pods_get_ips_and_the_wasm_http_server_answers() {
     let netns_a = PathBuf::from(info_a["netns"].as_str().unwrap());
     let local = http_get_from(&netns_a, "127.0.0.1:8080".parse().unwrap()).unwrap();
     assert!(local.ends_with("hi from pod\n"), "localhost inside the pod: {local:?}");
+
+    // The hostPort, through the portmap plugin's DNAT, at the node's address on the bridge.
+    let gateway: SocketAddr = format!("{}.1:{host_port}", net.subnet_prefix).parse().unwrap();
+    let via_port = http_get(gateway).unwrap_or_else(|e| panic!("hostPort {gateway}: {e}"));
+    assert!(via_port.ends_with("hi from pod\n"), "{via_port:?}");
 
     // A daemon killed and restarted still knows how to detach the pods (DEL needs the list and
     // the ADD result, kept in the sandbox records).
