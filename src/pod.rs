@@ -31,6 +31,9 @@ pub struct Metadata {
 #[serde(rename_all = "camelCase")]
 pub struct PodSpec {
     pub containers: Vec<Container>,
+    /// The node's network instead of the pod's own namespace (kubelet's default: false).
+    #[serde(default)]
+    pub host_network: bool,
     #[serde(default)]
     pub volumes: Vec<Volume>,
 }

@@ -28,7 +28,8 @@ pub fn cgroup_parent(pod: &Pod, uid: &str) -> anyhow::Result<String> {
     let reqs: Vec<_> = pod.spec.containers.iter().map(requirements).collect::<anyhow::Result<_>>()?;
     let qos = pod_qos(reqs.iter(), None);
     let cgroup = PodCgroup::new(qos, uid, CgroupDriver::Cgroupfs).context("pod cgroup")?;
-    Ok(format!("/{}", cgroup.path))
+    let path = cgroup.path.to_string();
+    Ok(if path.starts_with('/') { path } else { format!("/{path}") })
 }
 
 /// One container's `LinuxContainerResources`, as kubelet computes them.

@@ -107,7 +107,10 @@ async fn run_pod(mut client: CriClient, pod: &Pod, log_dir: &Path) -> anyhow::Re
             // kubelet's layout and QoS class, computed here as kubelet would.
             cgroup_parent: crate::pod_resources::cgroup_parent(pod, &uid)?,
             security_context: Some(cri::LinuxSandboxSecurityContext {
-                namespace_options: Some(cri::NamespaceOption { network: cri::NamespaceMode::Node as i32, ..Default::default() }),
+                namespace_options: Some(cri::NamespaceOption {
+                    network: if pod.spec.host_network { cri::NamespaceMode::Node } else { cri::NamespaceMode::Pod } as i32,
+                    ..Default::default()
+                }),
                 ..Default::default()
             }),
             ..Default::default()
