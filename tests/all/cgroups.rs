@@ -313,3 +313,52 @@ async fn requests_250m_and_750m_share_one_cpu_1_to_3() {
     assert!((2.4..=3.6).contains(&ratio), "expected about 1:3 (±20%), got 1:{ratio:.2}");
     remove_pod(&d, &pod).await;
 }
+
+/// Guaranteed, Burstable and BestEffort pods (kubelet's cgroupfs parents) land in their cgroups,
+/// each container's thread in `<pod>/<id>`, and the shim gets kubelet's oom_score_adj — a value
+/// below the current one clamped to it (no CAP_SYS_RESOURCE here), as containerd's
+/// restrict_oom_score_adj does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn qos_classes_land_in_place_with_their_oom_score_adj() {
+    let d = Daemon::start("cg-qos", &[LOGGER_P1]).await;
+    let inherited: i64 = std::fs::read_to_string("/proc/self/oom_score_adj").unwrap().trim().parse().unwrap();
+    for (tier, oom, limits) in [("", -997, true), ("burstable", 500, false), ("besteffort", 1000, false)] {
+        let uid = unique_uid("cgqos");
+        let mut config = d.pod_config(&format!("qos{}", if tier.is_empty() { "guaranteed" } else { tier }));
+        config.metadata.as_mut().unwrap().uid = uid.clone();
+        let parent = if tier.is_empty() { format!("/kubepods/pod{uid}") } else { format!("/kubepods/{tier}/pod{uid}") };
+        config.linux.as_mut().unwrap().cgroup_parent = parent.clone();
+        let pod = run_pod_with(&d.cri, config.clone()).await;
+        let resources = cri::LinuxContainerResources {
+            oom_score_adj: oom,
+            cpu_shares: if limits { 256 } else { 2 },
+            cpu_quota: if limits { 25_000 } else { 0 },
+            cpu_period: if limits { 100_000 } else { 0 },
+            memory_limit_in_bytes: if limits { 64 * MIB } else { 0 },
+            ..Default::default()
+        };
+        let c = create_with(&d.cri, &pod, &config, with_resources(container_config("c", LOGGER_P1.image, &["100"], &[], vec![]), resources)).await;
+        d.start_container(&c).await;
+
+        let info = d.rt().pod_sandbox_status(cri::PodSandboxStatusRequest { pod_sandbox_id: pod.clone(), verbose: true }).await.unwrap().into_inner();
+        let info: serde_json::Value = serde_json::from_str(&info.info["info"]).unwrap();
+        let shim = info["shimPid"].as_u64().unwrap();
+        let membership = std::fs::read_to_string(format!("/proc/{shim}/cgroup")).unwrap();
+        let memory_line = membership.lines().find(|l| l.contains(":memory:") || l.starts_with("0::")).unwrap_or_default();
+        assert!(memory_line.ends_with(&parent), "{tier:?}: the shim is in {memory_line:?}, not {parent}");
+        let container_cg = format!("{}/{c}", parent.trim_start_matches('/'));
+        let tasks = eventually(Duration::from_secs(5), "the container thread in its cgroup", || {
+            let path = hierarchy("cpu").join(&container_cg).join(if Path::new(CGROUP_ROOT).join("cpu").is_dir() { "tasks" } else { "cgroup.threads" });
+            async move {
+                let t = std::fs::read_to_string(&path).map_err(|e| e.to_string())?;
+                if t.trim().is_empty() { Err(format!("{} is empty", path.display())) } else { Ok(t) }
+            }
+        })
+        .await;
+        assert_eq!(tasks.lines().count(), 1, "exactly the container's thread: {tasks:?}");
+        let adj: i64 = std::fs::read_to_string(format!("/proc/{shim}/oom_score_adj")).unwrap().trim().parse().unwrap();
+        assert_eq!(adj, oom.max(inherited), "{tier:?}: oom_score_adj asked {oom}, current was {inherited}");
+        remove_pod(&d, &pod).await;
+        assert!(exists_anywhere(parent.trim_start_matches('/')).is_empty(), "{parent} left behind");
+    }
+}
