@@ -125,10 +125,11 @@ async fn pull_with_basic_auth_credentials_from_the_auth_config() {
 async fn a_linux_image_is_pulled_listed_and_removed_but_not_run() {
     let registry = server::RealRegistry::start(None);
     let reference = format!("{}/linux/tiny:1", registry.addr);
-    // A Linux image whose one layer is the empty tar (two zero blocks): it is stored, not unpacked.
+    // A Linux image whose one layer is the empty tar (two zero blocks): pulled, verified against its
+    // diff_id and unpacked into a snapshot, but not runnable until Linux containers land.
     let r = wasmlet_image::Registry::new(&wasmlet_image::normalize(&reference).unwrap(), None, &Default::default());
     let layer = vec![0u8; 1024];
-    let config = br#"{"architecture":"amd64","os":"linux","config":{"Cmd":["/bin/sh"],"User":"1000"}}"#;
+    let config = br#"{"architecture":"amd64","os":"linux","config":{"Cmd":["/bin/sh"],"User":"1000"},"rootfs":{"type":"layers","diff_ids":["sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef"]}}"#;
     let layer_digest = r.put_blob(&layer).unwrap();
     let config_digest = r.put_blob(config).unwrap();
     let manifest = format!(

@@ -109,6 +109,7 @@ fn image_code(e: &wasmlet_image::Error) -> Code {
         I::Network { .. } => Code::Unavailable,
         I::Timeout { .. } => Code::DeadlineExceeded,
         I::TooLarge { .. } => Code::ResourceExhausted,
+        I::Decompress { .. } | I::UnsafeLayer { .. } => Code::InvalidArgument,
     }
 }
 
@@ -191,6 +192,8 @@ mod tests {
             (img(I::Network { image: s(), detail: s() }), Code::Unavailable),
             (img(I::Timeout { image: s(), detail: s() }), Code::DeadlineExceeded),
             (img(I::TooLarge { what: s(), size: 5, limit: 4 }), Code::ResourceExhausted),
+            (img(I::Decompress { image: s(), layer: s(), format: s(), detail: s() }), Code::InvalidArgument),
+            (img(I::UnsafeLayer { image: s(), layer: s(), entry: s(), reason: s() }), Code::InvalidArgument),
         ];
         let table = table.into_iter().chain(images);
         let io_err = Error::Io { op: "reading", path: "/x".into(), source: io() };

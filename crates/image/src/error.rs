@@ -60,6 +60,24 @@ pub enum Error {
     /// A manifest, index or config is larger than we accept (4 MiB). gRPC: ResourceExhausted.
     #[error("{what} is {size} bytes, over the {limit}-byte limit")]
     TooLarge { what: String, size: u64, limit: u64 },
+    /// A layer's gzip or zstd stream is corrupt (its blob matched its digest: the image as published is
+    /// broken). gRPC: InvalidArgument.
+    #[error("{image}: layer {layer} is not a valid {format} stream: {detail}")]
+    Decompress {
+        image: String,
+        layer: String,
+        format: String,
+        detail: String,
+    },
+    /// A Linux layer holds an entry that would write outside its snapshot (an absolute path, `..`, a
+    /// path through a symlink, a hard link out of the layer). Nothing is stored. gRPC: InvalidArgument.
+    #[error("{image}: layer {layer} has an unsafe entry {entry:?}: {reason}")]
+    UnsafeLayer {
+        image: String,
+        layer: String,
+        entry: String,
+        reason: String,
+    },
     /// A filesystem operation failed. gRPC: Internal (NotFound is never reported this way).
     #[error("I/O error on {}", path.display())]
     Io {

@@ -162,6 +162,7 @@ impl Layout<'_> {
                 config: ImageConfig::from_oci(config.config),
                 created_unix_nanos: 0,
                 blobs: unique,
+                snapshots: Vec::new(),
             },
         })
     }

@@ -74,6 +74,7 @@ pub(crate) fn prepare(
             config: ImageConfig::from_oci(Some(config.config)),
             created_unix_nanos: 0,
             blobs: vec![manifest_digest, manifest.config.digest, wasm_digest],
+            snapshots: Vec::new(),
         },
     })
 }

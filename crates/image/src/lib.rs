@@ -25,6 +25,7 @@ mod resolve;
 mod staging;
 mod store;
 mod tar_find;
+mod unpack;
 mod usage;
 
 #[cfg(test)]

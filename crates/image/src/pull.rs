@@ -1,9 +1,9 @@
 //! Pulling an image from a registry: resolve the reference to a manifest (an index resolves to its
 //! `wasi/wasm` entry, else the node's `linux/<arch>`), stream every blob it needs into a staging area,
 //! verifying each digest and size as it arrives, and hand a Wasm image to the layout importer, which
-//! compiles the Wasm and commits the image like `wasmlet image import` does. A Linux image is committed
-//! as pulled (kind `linux`, layers compressed; unpacking is not built yet). Blobs the store already
-//! holds are copied locally, not downloaded.
+//! compiles the Wasm and commits the image like `wasmlet image import` does. A Linux image (kind
+//! `linux`) keeps its layers compressed as blobs and has them unpacked into snapshots (`unpack.rs`)
+//! before it is committed. Blobs the store already holds are copied locally, not downloaded.
 //!
 //! Pulls of one reference in one process are serialised (the second finds the blobs the first stored);
 //! two processes pulling at once may both download, and the store lock makes their commits safe.
@@ -124,7 +124,11 @@ impl ImageStore {
                 prepare_pulled(self, &mut staging, &layout, &top, reference.clone())?
             }
             Selected::Linux { manifest, config } => {
-                linux_image(reference, &top, &manifest, config, chain)
+                let mut prepared = linux_image(reference, &top, &manifest, config, chain);
+                let layout_blobs = layout.join("blobs").join("sha256");
+                prepared.record.snapshots =
+                    self.unpack_pulled(&staging, &layout_blobs, &manifest, &reference.to_string())?;
+                prepared
             }
         };
         let image = self.commit(&mut staging, vec![prepared])?.remove(0);
@@ -144,7 +148,7 @@ enum Selected {
     },
 }
 
-/// The record of a Linux image: stored as pulled (layers compressed), not unpacked, not runnable.
+/// The record of a Linux image, its layers stored as pulled (compressed); the caller fills `snapshots`.
 fn linux_image(
     reference: &Reference,
     top: &Descriptor,
@@ -173,6 +177,7 @@ fn linux_image(
             config: ImageConfig::from_oci(config.config),
             created_unix_nanos: 0,
             blobs,
+            snapshots: Vec::new(), // set once the layers are unpacked
         },
     }
 }

@@ -37,6 +37,11 @@ pub struct ImageRecord {
     /// layers and the Wasm binary. Removal deletes those no other image lists.
     #[serde(default)]
     pub blobs: Vec<String>,
+    /// For a `linux` image: the chain ids (`sha256:<hex>`) of its unpacked layers, bottom layer first;
+    /// each is `<root>/snapshots/<hex>/fs/`, an overlay lowerdir (see `ImageStore::snapshot_dirs`).
+    /// Empty for Wasm images and for Linux images pulled before layers were unpacked.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub snapshots: Vec<String>,
 }
 
 /// The runtime part of an image config.
@@ -95,12 +100,18 @@ impl ImageRecord {
         union_into(&mut self.repo_tags, &other.repo_tags);
         union_into(&mut self.repo_digests, &other.repo_digests);
         union_into(&mut self.blobs, &other.blobs);
-        before
-            != (
-                self.repo_tags.len(),
-                self.repo_digests.len(),
-                self.blobs.len(),
-            )
+        let mut snapshots_added = false;
+        if self.snapshots.is_empty() && !other.snapshots.is_empty() {
+            self.snapshots = other.snapshots.clone();
+            snapshots_added = true;
+        }
+        snapshots_added
+            || before
+                != (
+                    self.repo_tags.len(),
+                    self.repo_digests.len(),
+                    self.blobs.len(),
+                )
     }
 
     /// Every blob hex this record needs, the Wasm binary included.
@@ -235,6 +246,7 @@ mod tests {
             config: ImageConfig::default(),
             created_unix_nanos: 1,
             blobs: vec![format!("sha256:{hex}")],
+            snapshots: vec![],
         }
     }
 

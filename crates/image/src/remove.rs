@@ -1,4 +1,5 @@
-//! Removing images, and the garbage collection of blobs and compiled artifacts that no image references.
+//! Removing images, and the garbage collection of blobs, compiled artifacts and snapshots (unpacked
+//! Linux layers) that no image references.
 //!
 //! Like docker and containerd, removing by tag when the image carries other tags only removes that tag;
 //! removing by id, by digest, or by an image's last tag deletes the image, its names and then (under
@@ -63,6 +64,7 @@ impl ImageStore {
         };
         let compiled = sweep(&self.compiled_dir, |name| !keep_compiled(name))?;
         sweep(self.records.dir(), |name| name.starts_with(TMP_PREFIX))?;
+        self.collect_snapshots(&records)?;
         if blobs + compiled > 0 {
             tracing::debug!(blobs, compiled, "collected unreferenced files");
         }

@@ -26,7 +26,8 @@ use crate::usage::{self, FsUsage};
 /// blobs/sha256/<hex>                     content-addressed blobs: manifests, configs, layers, Wasm
 /// compiled/<wasm-hex>-<compat>.cwasm     wasmtime artifacts, one per Wasm binary and engine compat hash
 /// records/<image-id-hex>.json            one ImageRecord per image, replaced atomically
-/// tmp/<pid>-<nanos>-<n>[.lock]           staging areas of in-flight imports and compiles
+/// snapshots/<chain-id-hex>/fs/           unpacked Linux layers, one per chain id (see ImageRecord::snapshots)
+/// tmp/<pid>-<nanos>-<n>[.lock]           staging areas of in-flight imports, pulls and compiles
 /// ```
 /// Writers stage and verify everything in `tmp/`, then, under the lock, rename blobs and artifacts into
 /// place before writing the record: a reader that sees a record always finds its files. Removal deletes
@@ -46,6 +47,8 @@ pub struct ImageStore {
     pub(crate) blobs_dir: PathBuf,
     pub(crate) compiled_dir: PathBuf,
     pub(crate) tmp_dir: PathBuf,
+    /// `<root>/snapshots`: unpacked Linux layers (see `unpack.rs`).
+    pub(crate) snapshots_dir: PathBuf,
     lock_path: PathBuf,
     pub(crate) records: Records,
     /// The engine and its compat hash, created on first compile unless given to `with_engine`.
@@ -71,6 +74,7 @@ impl ImageStore {
             blobs_dir: root.join("blobs").join("sha256"),
             compiled_dir: root.join("compiled"),
             tmp_dir: root.join("tmp"),
+            snapshots_dir: root.join("snapshots"),
             lock_path: root.join("lock"),
             records: Records::new(root.join("records")),
             engine: OnceLock::new(),
@@ -81,6 +85,7 @@ impl ImageStore {
             &store.blobs_dir,
             &store.compiled_dir,
             &store.tmp_dir,
+            &store.snapshots_dir,
             store.records.dir(),
         ] {
             fs::create_dir_all(dir).map_err(io_err(dir))?;

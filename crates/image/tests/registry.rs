@@ -105,9 +105,16 @@ fn tar_gz(name: &str, bytes: &[u8]) -> Vec<u8> {
     builder.into_inner().unwrap().finish().unwrap()
 }
 
+/// The diff id (sha256 of the uncompressed tar) of a gzip layer.
+fn diff_id_gz(layer: &[u8]) -> String {
+    let mut tar = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(layer), &mut tar).unwrap();
+    digest(&tar)
+}
+
 fn assert_store_empty(store: &ImageStore) {
     assert!(store.list().unwrap().is_empty());
-    for sub in ["blobs/sha256", "compiled", "records", "tmp"] {
+    for sub in ["blobs/sha256", "compiled", "records", "tmp", "snapshots"] {
         let dir = store.root().join(sub);
         assert_eq!(
             std::fs::read_dir(&dir).unwrap().count(),
@@ -224,8 +231,8 @@ fn a_wasi_tar_layer_image_in_a_multi_platform_index_pulls_its_wasm_entry() {
         &[(TAR_GZ, &layer)],
     );
     let linux_layer = tar_gz("bin/sh", b"\x7fELF");
-    let linux_config =
-        json!({"architecture": "amd64", "os": "linux", "config": {"Cmd": ["/bin/sh"]}});
+    let linux_config = json!({"architecture": "amd64", "os": "linux", "config": {"Cmd": ["/bin/sh"]},
+        "rootfs": {"type": "layers", "diff_ids": [diff_id_gz(&linux_layer)]}});
     let linux = push_image(
         &r,
         "linux",
@@ -252,7 +259,7 @@ fn a_wasi_tar_layer_image_in_a_multi_platform_index_pulls_its_wasm_entry() {
     assert!(store.compiled_path(&image).unwrap().exists());
 
     // The Linux manifest, and an index of Linux only, are pulled, verified and stored as `linux`
-    // images (not unpacked): listed, status-able, removable, not runnable.
+    // images, their layers unpacked into snapshots: listed, status-able, removable, not runnable yet.
     let (_dir2, linux_store) = self::store();
     let linux_ref = format!("{}/multi/app:linux", reg.addr);
     let image = linux_store
@@ -274,6 +281,21 @@ fn a_wasi_tar_layer_image_in_a_multi_platform_index_pulls_its_wasm_entry() {
             "{blob}"
         );
     }
+    // One layer: its chain id is its diff id, its snapshot holds the layer's files.
+    assert_eq!(image.snapshots, [diff_id_gz(&linux_layer)]);
+    let fs_dirs = linux_store.snapshot_dirs(&image);
+    assert_eq!(
+        fs_dirs,
+        [linux_store
+            .root()
+            .join("snapshots")
+            .join(&image.snapshots[0][7..])
+            .join("fs")]
+    );
+    assert_eq!(
+        std::fs::read(fs_dirs[0].join("bin/sh")).unwrap(),
+        b"\x7fELF"
+    );
     let err = linux_store.compiled_path(&image).unwrap_err();
     assert!(
         matches!(&err, Error::NotWasm { detail, .. } if detail.contains("Linux image")),
@@ -634,7 +656,7 @@ fn pull_times_beside_skopeo_copy() {
     let layer = tar_gz("bin/busybox", &std::fs::read(busybox_bin).unwrap());
     let busybox_ref = format!("{}/bench/busybox:latest", reg.addr);
     let config = json!({"architecture": "amd64", "os": "linux", "config": {"Cmd": ["/bin/busybox", "sh"]},
-        "rootfs": {"type": "layers", "diff_ids": []}});
+        "rootfs": {"type": "layers", "diff_ids": [diff_id_gz(&layer)]}});
     push_image(
         &client(&busybox_ref, None),
         "latest",
@@ -686,4 +708,63 @@ fn skopeo_copy(reference: &str, out: &Path) -> std::time::Duration {
         String::from_utf8_lossy(&out.stderr)
     );
     elapsed
+}
+
+/// A gzip layer holding one file entry whose name is written raw (hostile names survive).
+fn raw_tar_gz(name: &str, bytes: &[u8]) -> Vec<u8> {
+    let mut header = tar::Header::new_ustar();
+    header.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+    header.set_entry_type(tar::EntryType::Regular);
+    header.set_size(bytes.len() as u64);
+    header.set_mode(0o644);
+    header.set_cksum();
+    let mut builder = tar::Builder::new(GzEncoder::new(Vec::new(), Compression::fast()));
+    builder.append(&header, bytes).unwrap();
+    builder.into_inner().unwrap().finish().unwrap()
+}
+
+#[test]
+fn linux_layers_that_escape_or_mismatch_their_diff_id_store_nothing() {
+    let reg = RealRegistry::start(None);
+    let (dir, store) = store();
+    let r = client(&format!("{}/bad/linux:x", reg.addr), None);
+    let evil = raw_tar_gz("../evil", b"pwned");
+    let good = tar_gz("bin/sh", b"\x7fELF");
+    let cases: [(&str, Vec<u8>, String); 2] = [
+        ("escape", evil.clone(), diff_id_gz(&evil)),
+        (
+            "mismatch",
+            good.clone(),
+            diff_id_gz(&tar_gz("bin/sh", b"other")),
+        ),
+    ];
+    for (tag, layer, diff_id) in cases {
+        let config = json!({"architecture": "amd64", "os": "linux",
+            "rootfs": {"type": "layers", "diff_ids": [diff_id]}});
+        push_image(
+            &r,
+            tag,
+            "application/vnd.oci.image.config.v1+json",
+            &config,
+            &[(TAR_GZ, &layer)],
+        );
+        let reference = format!("{}/bad/linux:{tag}", reg.addr);
+        let err = store
+            .pull(&reference, None, &PullOptions::default())
+            .unwrap_err();
+        match tag {
+            "escape" => assert!(
+                matches!(&err, Error::UnsafeLayer { entry, .. } if entry == "../evil"),
+                "{err}"
+            ),
+            _ => assert!(
+                matches!(&err, Error::Corrupt { detail, .. } if detail.contains("diff id")),
+                "{err}"
+            ),
+        }
+        assert!(err.to_string().contains("bad/linux"), "{err}");
+        assert_store_empty(&store);
+    }
+    assert!(!dir.path().join("evil").exists());
+    assert!(!store.root().join("evil").exists());
 }

@@ -1,21 +1,20 @@
 //! `wasmlet bench cold-start`: times pod starts through any CRI endpoint (wasmlet, containerd,
 //! CRI-O). For each pod: RunPodSandbox, CreateContainer, StartContainer, and the wait for the
-//! container's first log line; then the pod is torn down (not timed). Prints p50/p90/p99/max per
-//! phase and the throughput, and writes the raw samples as JSON.
+//! container's first log line; then the pod is torn down (timed apart, for the throughput).
+//! With `--vs` a second endpoint runs interleaved, pod by pod, in the same run, so both see the
+//! same machine noise; the ratio table compares them. Writes raw samples as JSON and a CDF as SVG.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use k8s_cri::v1 as cri;
 use wasmlet_cri::client::{CriClient, connect};
 
-#[derive(clap::Subcommand)]
-pub enum Command {
-    /// Cold-start latency of whole pods (RunPodSandbox → first log line).
-    ColdStart(ColdStart),
-}
+use super::report::{self, Sample};
+use super::{Words, Workload, start_pod, teardown, words};
 
 #[derive(clap::Args)]
 pub struct ColdStart {
@@ -28,7 +27,7 @@ pub struct ColdStart {
     /// RuntimeClass handler.
     #[arg(long, default_value = "")]
     handler: String,
-    /// Pods to start.
+    /// Pods to start (per endpoint).
     #[arg(long, default_value_t = 100)]
     pods: usize,
     /// Pods in flight at once.
@@ -37,38 +36,73 @@ pub struct ColdStart {
     /// Pod network: `host` (hostNetwork) or `pod` (the runtime makes one).
     #[arg(long, default_value = "host")]
     network: String,
-    /// Arguments for the container (the guest must print a line).
-    #[arg(long, num_args = 0.., allow_hyphen_values = true)]
-    args: Vec<String>,
-    /// Where to write raw samples as JSON.
+    /// The container's command (entrypoint override), one string split like a shell's words,
+    /// e.g. `--command "sh -c 'echo hi'"`.
+    #[arg(long, allow_hyphen_values = true, value_parser = words)]
+    command: Option<Words>,
+    /// Arguments for the container, split like `--command` (the container must print a line).
+    #[arg(long, allow_hyphen_values = true, value_parser = words)]
+    args: Option<Words>,
+    /// A second CRI endpoint, run interleaved pod by pod with the first.
+    #[arg(long)]
+    vs: Option<String>,
+    /// Image on the second endpoint [default: --image].
+    #[arg(long)]
+    vs_image: Option<String>,
+    /// RuntimeClass handler on the second endpoint [default: --handler].
+    #[arg(long)]
+    vs_handler: Option<String>,
+    /// Command on the second endpoint, split like --command [default: --command].
+    #[arg(long, allow_hyphen_values = true, value_parser = words)]
+    vs_command: Option<Words>,
+    /// Arguments on the second endpoint, split like --command [default: --args].
+    #[arg(long, allow_hyphen_values = true, value_parser = words)]
+    vs_args: Option<Words>,
+    /// Where to write raw samples (per endpoint), summaries and ratios as JSON.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Where to draw the latency CDF per phase as SVG.
+    #[arg(long)]
+    svg: Option<PathBuf>,
     /// Log directory for the pods [default: a temporary directory].
     #[arg(long)]
     log_dir: Option<PathBuf>,
 }
 
-/// One pod's phases, in microseconds.
-#[derive(Debug, Clone, Copy, serde::Serialize)]
-struct Sample {
-    run_pod_sandbox: f64,
-    create_container: f64,
-    start_container: f64,
-    first_log_line: f64,
-    total: f64,
+/// One endpoint under test.
+struct Target {
+    endpoint: String,
+    client: CriClient,
+    workload: Workload,
 }
 
-pub fn main(command: Command) -> anyhow::Result<ExitCode> {
-    let Command::ColdStart(args) = command;
+pub(super) async fn run(args: ColdStart) -> anyhow::Result<ExitCode> {
     if args.pods == 0 || args.concurrency == 0 {
         bail!("--pods and --concurrency must be at least 1");
     }
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    rt.block_on(cold_start(args))
-}
-
-async fn cold_start(args: ColdStart) -> anyhow::Result<ExitCode> {
-    let client = connect(&args.endpoint).await.with_context(|| format!("connecting to {}", args.endpoint))?;
+    let host_network = match args.network.as_str() {
+        "host" => true,
+        "pod" => false,
+        other => bail!("--network must be `host` or `pod`, not {other:?}"),
+    };
+    let first = Workload {
+        image: args.image.clone(),
+        handler: args.handler.clone(),
+        command: args.command.clone().unwrap_or_default().0,
+        args: args.args.clone().unwrap_or_default().0,
+        host_network,
+    };
+    let mut targets = vec![Target { client: dial(&args.endpoint).await?, endpoint: args.endpoint.clone(), workload: first.clone() }];
+    if let Some(vs) = &args.vs {
+        let workload = Workload {
+            image: args.vs_image.clone().unwrap_or(first.image.clone()),
+            handler: args.vs_handler.clone().unwrap_or(first.handler.clone()),
+            command: args.vs_command.clone().map_or(first.command.clone(), |w| w.0),
+            args: args.vs_args.clone().map_or(first.args.clone(), |w| w.0),
+            host_network,
+        };
+        targets.push(Target { client: dial(vs).await?, endpoint: vs.clone(), workload });
+    }
     let tmp;
     let log_dir = match &args.log_dir {
         Some(d) => d.clone(),
@@ -77,100 +111,120 @@ async fn cold_start(args: ColdStart) -> anyhow::Result<ExitCode> {
             tmp.path().to_owned()
         }
     };
-    let args = std::sync::Arc::new(args);
+
+    // Pod i goes to endpoint i % targets: the endpoints alternate, pod by pod.
+    let targets = Arc::new(targets);
+    let total = args.pods * targets.len();
+    let next = Arc::new(AtomicUsize::new(0));
     let began = Instant::now();
-    let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut workers = Vec::new();
     for _ in 0..args.concurrency {
-        let (client, args, next, log_dir) = (client.clone(), args.clone(), next.clone(), log_dir.clone());
+        let (targets, next, log_dir) = (targets.clone(), next.clone(), log_dir.clone());
         workers.push(tokio::spawn(async move {
             let mut samples = Vec::new();
             loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                if i >= args.pods {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= total {
                     return Ok::<_, anyhow::Error>(samples);
                 }
-                samples.push(one_pod(client.clone(), &args, i, &log_dir).await?);
+                let t = &targets[i % targets.len()];
+                let sample = one_pod(t.client.clone(), &t.workload, i, &log_dir)
+                    .await
+                    .with_context(|| format!("pod {i} on {}", t.endpoint))?;
+                samples.push((i % targets.len(), sample));
             }
         }));
     }
-    let mut samples = Vec::new();
+    let mut per_target: Vec<Vec<Sample>> = vec![Vec::new(); targets.len()];
     for w in workers {
-        samples.extend(w.await??);
+        for (t, s) in w.await?? {
+            per_target[t].push(s);
+        }
     }
     let elapsed = began.elapsed();
-    report(&samples, elapsed);
+
+    for (t, samples) in targets.iter().zip(&per_target) {
+        report::print_table(&format!("{} ({})", t.endpoint, t.workload.image), samples);
+        if targets.len() == 1 {
+            println!("throughput: {:.1} pods/s (start and teardown)", samples.len() as f64 / elapsed.as_secs_f64());
+        } else {
+            println!(
+                "throughput: {:.1} pods/s (start and teardown, from its own pods' times)",
+                report::lifecycle_rate(samples, args.concurrency)
+            );
+        }
+        println!();
+    }
+    if targets.len() == 2 {
+        report::print_ratios(&targets[0].endpoint, &targets[1].endpoint, &per_target[0], &per_target[1]);
+    }
+
     if let Some(path) = &args.json {
-        std::fs::write(path, serde_json::to_vec_pretty(&samples)?)?;
+        let endpoints: Vec<_> = targets
+            .iter()
+            .zip(&per_target)
+            .map(|(t, s)| {
+                serde_json::json!({
+                    "endpoint": t.endpoint,
+                    "image": t.workload.image,
+                    "handler": t.workload.handler,
+                    "command": t.workload.command,
+                    "args": t.workload.args,
+                    "summary_us": report::summary_json(s),
+                    "lifecycles_per_s": report::lifecycle_rate(s, args.concurrency),
+                    "samples_us": s,
+                })
+            })
+            .collect();
+        let mut doc = serde_json::json!({
+            "pods_per_endpoint": args.pods,
+            "concurrency": args.concurrency,
+            "network": args.network,
+            "elapsed_s": elapsed.as_secs_f64(),
+            "endpoints": endpoints,
+        });
+        if per_target.len() == 2 {
+            doc["ratios_second_over_first"] = report::ratios_json(&per_target[0], &per_target[1]);
+        }
+        std::fs::write(path, serde_json::to_vec_pretty(&doc)?).with_context(|| format!("writing {}", path.display()))?;
+    }
+    if let Some(path) = &args.svg {
+        let series: Vec<(&str, &[Sample])> = targets.iter().zip(&per_target).map(|(t, s)| (t.endpoint.as_str(), s.as_slice())).collect();
+        std::fs::write(path, super::svg::cdf(&series)).with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(ExitCode::SUCCESS)
 }
 
-async fn one_pod(mut client: CriClient, args: &ColdStart, i: usize, log_dir: &std::path::Path) -> anyhow::Result<Sample> {
-    let uid = format!("{:032x}", rand::random::<u128>());
-    let network = if args.network == "host" { cri::NamespaceMode::Node } else { cri::NamespaceMode::Pod };
-    let pod_logs = log_dir.join(&uid);
-    let config = cri::PodSandboxConfig {
-        metadata: Some(cri::PodSandboxMetadata { name: format!("bench-{i}"), namespace: "bench".into(), uid, attempt: 0 }),
-        log_directory: pod_logs.display().to_string(),
-        linux: Some(cri::LinuxPodSandboxConfig {
-            security_context: Some(cri::LinuxSandboxSecurityContext {
-                namespace_options: Some(cri::NamespaceOption { network: network as i32, ..Default::default() }),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }),
-        ..Default::default()
+async fn dial(endpoint: &str) -> anyhow::Result<CriClient> {
+    connect(endpoint).await.with_context(|| format!("connecting to {endpoint}"))
+}
+
+async fn one_pod(mut client: CriClient, w: &Workload, i: usize, log_dir: &Path) -> anyhow::Result<Sample> {
+    let pod = start_pod(&mut client, w, &format!("bench-{i}"), log_dir).await?;
+    let [t0, t1, t2, t3] = pod.times;
+    // Poll from a blocking thread with 50 µs sleeps: tokio's timer has 1 ms granularity, coarser
+    // than what is measured, and spinning (yield_now) would take a core from the runtime under
+    // test on a small machine.
+    let log = pod.log.clone();
+    let seen = tokio::task::spawn_blocking(move || {
+        let deadline = t3 + Duration::from_secs(30);
+        loop {
+            if std::fs::metadata(&log).map(|m| m.len() > 0).unwrap_or(false) {
+                return Some(Instant::now());
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_micros(50));
+        }
+    })
+    .await?;
+    let Some(t4) = seen else {
+        teardown(&mut client, &pod.sandbox, &pod.pod_logs).await;
+        bail!("no log line within 30 s ({})", pod.log.display());
     };
-    let t0 = Instant::now();
-    let sandbox = client
-        .runtime
-        .run_pod_sandbox(cri::RunPodSandboxRequest { config: Some(config.clone()), runtime_handler: args.handler.clone() })
-        .await?
-        .into_inner()
-        .pod_sandbox_id;
-    let t1 = Instant::now();
-    let container = client
-        .runtime
-        .create_container(cri::CreateContainerRequest {
-            pod_sandbox_id: sandbox.clone(),
-            config: Some(cri::ContainerConfig {
-                metadata: Some(cri::ContainerMetadata { name: "c".into(), attempt: 0 }),
-                image: Some(cri::ImageSpec { image: args.image.clone(), ..Default::default() }),
-                args: args.args.clone(),
-                log_path: "c/0.log".into(),
-                ..Default::default()
-            }),
-            sandbox_config: Some(config),
-        })
-        .await?
-        .into_inner()
-        .container_id;
-    let t2 = Instant::now();
-    client.runtime.start_container(cri::StartContainerRequest { container_id: container }).await?;
-    let t3 = Instant::now();
-    let log = pod_logs.join("c/0.log");
-    let deadline = t3 + Duration::from_secs(30);
-    // Poll by yielding (tokio's timer has 1 ms granularity, coarser than what is measured),
-    // falling back to sleeping after the first 50 ms.
-    loop {
-        if std::fs::metadata(&log).map(|m| m.len() > 0).unwrap_or(false) {
-            break;
-        }
-        let now = Instant::now();
-        if now > deadline {
-            bail!("no log line from pod {i} within 30 s ({})", log.display());
-        }
-        if now - t3 < Duration::from_millis(50) {
-            tokio::task::yield_now().await;
-        } else {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-    }
-    let t4 = Instant::now();
-    let _ = client.runtime.stop_pod_sandbox(cri::StopPodSandboxRequest { pod_sandbox_id: sandbox.clone() }).await;
-    let _ = client.runtime.remove_pod_sandbox(cri::RemovePodSandboxRequest { pod_sandbox_id: sandbox }).await;
-    let _ = std::fs::remove_dir_all(&pod_logs);
+    teardown(&mut client, &pod.sandbox, &pod.pod_logs).await;
+    let t5 = Instant::now();
     let us = |a: Instant, b: Instant| (b - a).as_secs_f64() * 1e6;
     Ok(Sample {
         run_pod_sandbox: us(t0, t1),
@@ -178,23 +232,6 @@ async fn one_pod(mut client: CriClient, args: &ColdStart, i: usize, log_dir: &st
         start_container: us(t2, t3),
         first_log_line: us(t3, t4),
         total: us(t0, t4),
+        teardown: us(t4, t5),
     })
-}
-
-fn report(samples: &[Sample], elapsed: Duration) {
-    let phases: [(&str, fn(&Sample) -> f64); 5] = [
-        ("RunPodSandbox", |s| s.run_pod_sandbox),
-        ("CreateContainer", |s| s.create_container),
-        ("StartContainer", |s| s.start_container),
-        ("first log line", |s| s.first_log_line),
-        ("total", |s| s.total),
-    ];
-    println!("{:<16} {:>10} {:>10} {:>10} {:>10}   (µs, {} pods)", "phase", "p50", "p90", "p99", "max", samples.len());
-    for (name, f) in phases {
-        let mut v: Vec<f64> = samples.iter().map(f).collect();
-        v.sort_by(f64::total_cmp);
-        let q = |p: f64| v[((v.len() as f64 - 1.0) * p).round() as usize];
-        println!("{:<16} {:>10.0} {:>10.0} {:>10.0} {:>10.0}", name, q(0.5), q(0.9), q(0.99), q(1.0));
-    }
-    println!("throughput: {:.1} pods/s (start and teardown)", samples.len() as f64 / elapsed.as_secs_f64());
 }
