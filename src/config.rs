@@ -10,6 +10,8 @@
 //! [registries]
 //! insecure = ["registry.local:5000"]   # plain HTTP (loopback registries always are)
 //! timeout_secs = 30
+//! [registries.mirrors]
+//! "docker.io" = ["http://127.0.0.1:5000"]   # tried in order before the registry itself
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -44,6 +46,9 @@ pub struct RegistriesConfig {
     #[serde(default)]
     pub insecure: Vec<String>,
     pub timeout_secs: Option<u64>,
+    /// Per registry host, endpoints tried before it (containerd hosts.toml's `[host]` entries).
+    #[serde(default)]
+    pub mirrors: std::collections::HashMap<String, Vec<String>>,
 }
 
 /// The paths a runtime runs with, after defaults, file and flags.
@@ -101,6 +106,7 @@ impl PathFlags {
             registries: {
                 let mut r = wasmlet_image::RegistryOptions::default();
                 r.insecure = file.registries.insecure.clone();
+                r.mirrors = file.registries.mirrors.clone();
                 if let Some(secs) = file.registries.timeout_secs {
                     r.timeout = std::time::Duration::from_secs(secs);
                 }
@@ -129,6 +135,18 @@ mod tests {
         assert_eq!(p.root, PathBuf::from("/r"));
         assert_eq!(p.state, PathBuf::from("/flag"));
         assert_eq!(p.socket, PathBuf::from(DEFAULT_SOCKET));
+    }
+
+    #[test]
+    fn registries_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, "[registries]\ninsecure = [\"r:5000\"]\ntimeout_secs = 7\n[registries.mirrors]\n\"docker.io\" = [\"http://127.0.0.1:5000\"]\n").unwrap();
+        let flags = PathFlags { config: Some(file), socket: None, root: None, state: None, cni_conf_dir: None, cni_bin_dirs: vec![] };
+        let r = flags.resolve().unwrap().registries;
+        assert_eq!(r.insecure, ["r:5000"]);
+        assert_eq!(r.timeout, std::time::Duration::from_secs(7));
+        assert_eq!(r.mirrors["docker.io"], ["http://127.0.0.1:5000"]);
     }
 
     #[test]

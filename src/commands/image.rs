@@ -75,7 +75,7 @@ impl RegistryFlags {
     }
 
     fn options(&self) -> RegistryOptions {
-        RegistryOptions { insecure: self.insecure.clone(), timeout: Duration::from_secs(self.timeout) }
+        RegistryOptions { insecure: self.insecure.clone(), timeout: Duration::from_secs(self.timeout), ..Default::default() }
     }
 }
 

@@ -100,11 +100,42 @@ impl ImageStore {
             return Ok(image);
         }
         let started = std::time::Instant::now();
-        let registry = Registry::new(reference, auth, &opts.registry);
         let mut staging = self.new_staging()?;
         let layout = staging.dir().join("layout");
         let blobs = layout.join("blobs").join("sha256");
         fs::create_dir_all(&blobs).map_err(io_err(&blobs))?;
+        let wanted = reference
+            .digest
+            .clone()
+            .or_else(|| reference.tag.clone())
+            .unwrap_or_else(|| "latest".into());
+        // Mirrors first, then the registry itself: the first that serves the manifest serves
+        // the whole pull (as containerd resolves through hosts.toml).
+        let candidates = Registry::candidates(reference, auth, &opts.registry);
+        let count = candidates.len();
+        let mut found = None;
+        for (i, registry) in candidates.into_iter().enumerate() {
+            let mut puller = Puller {
+                store: self,
+                registry: &registry,
+                staging: &mut staging,
+                blobs_dir: blobs.clone(),
+                progress: opts.progress.clone(),
+            };
+            match puller.manifest(&wanted) {
+                Ok(top) => {
+                    found = Some((registry, top));
+                    break;
+                }
+                Err(e) if i + 1 < count => {
+                    tracing::warn!(image = %reference, endpoint = registry.endpoint(), error = %e, "mirror failed; trying the next endpoint");
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let Some((registry, top)) = found else {
+            unreachable!("the last candidate either answers or returns its error")
+        };
         let mut puller = Puller {
             store: self,
             registry: &registry,
@@ -112,12 +143,6 @@ impl ImageStore {
             blobs_dir: blobs,
             progress: opts.progress.clone(),
         };
-        let wanted = reference
-            .digest
-            .clone()
-            .or_else(|| reference.tag.clone())
-            .unwrap_or_else(|| "latest".into());
-        let top = puller.manifest(&wanted)?;
         let mut chain = Vec::new();
         let prepared = match puller.fetch_tree(&top, 0, &mut chain)? {
             Selected::Import => {

@@ -26,6 +26,10 @@ pub struct RegistryOptions {
     /// Bound on connecting, on waiting for each response's headers and on each read or write of a
     /// transfer (a stalled registry fails the pull; a slow but moving large layer does not).
     pub timeout: Duration,
+    /// Mirrors per registry host (as in a normalised reference: `docker.io`, `quay.io`,
+    /// `host:port`), tried in order before the registry itself, like containerd's hosts.toml.
+    /// Each is `http://host:port`, `https://host`, or `host:port` (scheme by the insecure rule).
+    pub mirrors: std::collections::HashMap<String, Vec<String>>,
 }
 
 impl Default for RegistryOptions {
@@ -33,6 +37,7 @@ impl Default for RegistryOptions {
         RegistryOptions {
             insecure: Vec::new(),
             timeout: Duration::from_secs(30),
+            mirrors: std::collections::HashMap::new(),
         }
     }
 }
@@ -73,10 +78,34 @@ impl Registry {
         } else {
             reference.registry.as_str()
         };
-        let scheme = if is_plain_http(host, &opts.insecure) {
-            "http"
-        } else {
-            "https"
+        Self::at(host, reference, auth, opts)
+    }
+
+    /// The registry endpoints to try for `reference`: its mirrors in order, then itself.
+    pub fn candidates(reference: &Reference, auth: Option<Auth>, opts: &RegistryOptions) -> Vec<Self> {
+        let mut out: Vec<Self> = opts
+            .mirrors
+            .get(&reference.registry)
+            .into_iter()
+            .flatten()
+            .map(|endpoint| Self::at(endpoint, reference, auth.clone(), opts))
+            .collect();
+        out.push(Self::new(reference, auth, opts));
+        out
+    }
+
+    /// The endpoint itself, for logs.
+    pub fn endpoint(&self) -> &str {
+        &self.base
+    }
+
+    /// A client for `endpoint` (`host[:port]`, or with an explicit `http://`/`https://`).
+    fn at(endpoint: &str, reference: &Reference, auth: Option<Auth>, opts: &RegistryOptions) -> Self {
+        let endpoint = endpoint.trim_end_matches('/');
+        let (scheme, host) = match endpoint.split_once("://") {
+            Some((scheme, host)) => (scheme, host),
+            None if is_plain_http(endpoint, &opts.insecure) => ("http", endpoint),
+            None => ("https", endpoint),
         };
         let config = Agent::config_builder()
             .http_status_as_error(false)

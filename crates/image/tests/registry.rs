@@ -768,3 +768,26 @@ fn linux_layers_that_escape_or_mismatch_their_diff_id_store_nothing() {
     assert!(!dir.path().join("evil").exists());
     assert!(!store.root().join("evil").exists());
 }
+
+#[test]
+fn a_mirror_serves_a_registry_that_is_not_there() {
+    let reg = RealRegistry::start(None);
+    let (dir, store) = store();
+    let wasm = module("mirrored", 8);
+    let file = dir.path().join("app.wasm");
+    std::fs::write(&file, &wasm).unwrap();
+    push_wasm(&file, &format!("{}/apps/mirrored:v1", reg.addr), None, &PushOptions::default()).unwrap();
+
+    // `registry.invalid` does not exist; only its mirror (the loopback registry) can serve it.
+    let mut opts = PullOptions::default();
+    opts.registry.timeout = std::time::Duration::from_secs(5);
+    let without = store.pull("registry.invalid/apps/mirrored:v1", None, &opts);
+    assert!(without.is_err(), "no mirror: the pull must fail");
+    opts.registry.mirrors.insert(
+        "registry.invalid".into(),
+        vec!["http://127.0.0.1:1".into(), format!("http://{}", reg.addr)],
+    );
+    let image = store.pull("registry.invalid/apps/mirrored:v1", None, &opts).expect("pulled through the second mirror");
+    assert_eq!(image.wasm_digest, digest(&wasm));
+    assert_eq!(image.repo_tags, ["registry.invalid/apps/mirrored:v1"]);
+}
