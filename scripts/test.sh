@@ -9,6 +9,6 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 ./scripts/install-deps.sh
 cargo build --workspace --all-targets
-cargo test --workspace --no-fail-fast
 # Each criterion bench once, as a smoke test (the numbers come from `cargo bench`).
 cargo test -p wasmlet --benches
+cargo test --workspace --no-fail-fast
