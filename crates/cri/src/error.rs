@@ -119,20 +119,7 @@ impl From<Error> for Status {
     }
 }
 
-/// The error and its sources, `: `-separated: the whole story in one gRPC message.
-pub fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut source = e.source();
-    while let Some(inner) = source {
-        let text = inner.to_string();
-        if !s.ends_with(&text) {
-            s.push_str(": ");
-            s.push_str(&text);
-        }
-        source = inner.source();
-    }
-    s
-}
+pub use wasmlet_shim::chain;
 
 #[cfg(test)]
 mod tests {

@@ -36,13 +36,17 @@ impl Error {
     }
 }
 
-/// The error and its sources, `: `-separated.
-pub(crate) fn chain(e: &dyn std::error::Error) -> String {
+/// The error and its sources, `: `-separated: the whole story in one line (a gRPC message, a log).
+/// A source whose text the message already ends with is not repeated.
+pub fn chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut source = e.source();
     while let Some(inner) = source {
-        s.push_str(": ");
-        s.push_str(&inner.to_string());
+        let text = inner.to_string();
+        if !s.ends_with(&text) {
+            s.push_str(": ");
+            s.push_str(&text);
+        }
         source = inner.source();
     }
     s

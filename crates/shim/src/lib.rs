@@ -21,4 +21,4 @@ mod wasi_stdio;
 pub mod zygote;
 
 pub use cri_log::{CriLog, LogStream};
-pub use error::Error;
+pub use error::{Error, chain};
