@@ -63,6 +63,7 @@ impl Daemon {
     /// connects to it. `test` names the pods (and shows up in failure messages).
     pub async fn start(test: &str, guests: &[Guest]) -> Daemon {
         require_root();
+        kubepods::enter();
         let dir = tempfile::Builder::new().prefix("wlt-").tempdir_in("/tmp").expect("creating the test directory").keep();
         let root = dir.join("r");
         std::fs::create_dir_all(&root).unwrap();
@@ -283,6 +284,7 @@ impl Drop for Daemon {
         if !leftover.is_empty() {
             eprintln!("[{}] killed leftover shims {leftover:?}", self.test);
         }
+        kubepods::leave();
         if std::thread::panicking() {
             eprintln!("[{}] test failed: its files (daemon.log, logs/, s/shims/*/shim.log) are kept in {}", self.test, self.dir.display());
         } else if std::env::var_os("WASMLET_E2E_KEEP").is_some() {
@@ -425,4 +427,42 @@ pub fn expect_error<T: Debug>(what: &str, result: Result<T, tonic::Status>, code
 /// Now, in CRI nanoseconds.
 pub fn now_nanos() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as i64
+}
+
+/// The shared `kubepods[/burstable|/besteffort]` cgroups the runtime makes (as kubelet's layout
+/// has them): removed when the last daemon of this test run is gone — only if they did not exist
+/// before the run (a node's kubelet owns its own), and never while a daemon may still use them.
+mod kubepods {
+    use std::path::Path;
+    use std::sync::Mutex;
+
+    /// (live daemons, whether kubepods existed before this test run)
+    static STATE: Mutex<Option<(usize, bool)>> = Mutex::new(None);
+    const HIERARCHIES: &[&str] = &["cpu", "cpuacct", "cpuset", "memory", "pids", "hugetlb", "blkio", "devices", "freezer", ""];
+
+    fn kubepods(hierarchy: &str) -> std::path::PathBuf {
+        Path::new("/sys/fs/cgroup").join(hierarchy).join("kubepods")
+    }
+
+    pub fn enter() {
+        let mut state = STATE.lock().unwrap_or_else(|e| e.into_inner());
+        let (live, _) = state.get_or_insert_with(|| (0, HIERARCHIES.iter().any(|h| kubepods(h).join("cgroup.procs").exists())));
+        *live += 1;
+    }
+
+    pub fn leave() {
+        let mut state = STATE.lock().unwrap_or_else(|e| e.into_inner());
+        let Some((live, existed)) = state.as_mut() else { return };
+        *live -= 1;
+        if *live > 0 || *existed {
+            return;
+        }
+        for h in HIERARCHIES {
+            let top = kubepods(h);
+            for tier in ["burstable", "besteffort"] {
+                let _ = std::fs::remove_dir(top.join(tier));
+            }
+            let _ = std::fs::remove_dir(&top);
+        }
+    }
 }
