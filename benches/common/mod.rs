@@ -49,6 +49,8 @@ impl Daemon {
     /// socket answers `Version`. Shims are forked by `zygote` when given, else exec'd from the
     /// `wasmlet` binary this package builds.
     pub fn start(flavor: Flavor, zygote: Option<Arc<Zygote>>) -> Daemon {
+        // Note, before any pod exists, whether kubepods was already there.
+        kubepods_existed();
         // Short and under /tmp: shim sockets live below it and a socket path has 108 bytes.
         let dir = tempfile::Builder::new().prefix("wlb-").tempdir_in("/tmp").expect("creating the bench directory");
         let root = dir.path().join("r");
@@ -106,6 +108,33 @@ impl Daemon {
     }
 }
 
+/// Removes the empty `kubepods[/burstable|/besteffort]` cgroups the benches' pods made, unless
+/// they were there before this process started (a node's kubelet owns those).
+const HIERARCHIES: [&str; 10] = ["cpu", "cpuacct", "cpuset", "memory", "pids", "hugetlb", "blkio", "devices", "freezer", ""];
+
+fn kubepods_top(hierarchy: &str) -> PathBuf {
+    Path::new("/sys/fs/cgroup").join(hierarchy).join("kubepods")
+}
+
+/// Whether kubepods existed when this process first asked (before its first pod).
+fn kubepods_existed() -> bool {
+    static EXISTED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *EXISTED.get_or_init(|| HIERARCHIES.iter().any(|h| kubepods_top(h).join("cgroup.procs").exists()))
+}
+
+fn remove_kubepods_tiers_we_made() {
+    if kubepods_existed() {
+        return;
+    }
+    let top = |h: &str| kubepods_top(h);
+    for h in HIERARCHIES {
+        for tier in ["burstable", "besteffort"] {
+            let _ = std::fs::remove_dir(top(h).join(tier));
+        }
+        let _ = std::fs::remove_dir(top(h));
+    }
+}
+
 impl Drop for Daemon {
     fn drop(&mut self) {
         if let Some(stop) = self.stop.take() {
@@ -124,6 +153,7 @@ impl Drop for Daemon {
                 eprintln!("bench daemon did not shut down within 5 s; leaving it");
             }
         }
+        remove_kubepods_tiers_we_made();
     }
 }
 
