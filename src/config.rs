@@ -116,6 +116,28 @@ impl PathFlags {
     }
 }
 
+impl Paths {
+    /// The runtime's options for records under `root` and shims under `state` (the daemon's own
+    /// paths, or a private pair for `wasmlet run`), with the image store, CNI and registry
+    /// settings from these paths and shims forked by `zygote`.
+    pub fn runtime_options(
+        &self,
+        root: PathBuf,
+        state: PathBuf,
+        zygote: wasmlet_shim::zygote::Zygote,
+        log_filter: &str,
+    ) -> anyhow::Result<wasmlet_cri::RuntimeOptions> {
+        let mut opts = wasmlet_cri::RuntimeOptions::new(root, state, std::env::current_exe()?);
+        opts.images = self.root.join("images");
+        opts.shim_log_filter = log_filter.to_string();
+        opts.zygote = Some(std::sync::Arc::new(zygote));
+        opts.cni_conf_dir = self.cni_conf_dir.clone();
+        opts.cni_bin_dirs = self.cni_bin_dirs.clone();
+        opts.registries = self.registries.clone();
+        Ok(opts)
+    }
+}
+
 fn load(path: &Path) -> anyhow::Result<FileConfig> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading config {}", path.display()))?;
     toml::from_str(&text).with_context(|| format!("parsing config {}", path.display()))

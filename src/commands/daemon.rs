@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use wasmlet_cri::{Runtime, RuntimeOptions};
+use wasmlet_cri::Runtime;
 
 use crate::config::PathFlags;
 
@@ -18,17 +18,7 @@ pub fn main(args: Args, log_filter: &str) -> anyhow::Result<ExitCode> {
     // Forked while this process is still single-threaded (before the async runtime).
     let zygote = wasmlet_shim::zygote::Zygote::start()?;
     tracing::info!(pid = zygote.pid(), "zygote started");
-    let opts = RuntimeOptions {
-        images: paths.root.join("images"),
-        root: paths.root,
-        state: paths.state,
-        shim_exe: std::env::current_exe()?,
-        shim_log_filter: log_filter.to_string(),
-        zygote: Some(std::sync::Arc::new(zygote)),
-        cni_conf_dir: paths.cni_conf_dir.clone(),
-        cni_bin_dirs: paths.cni_bin_dirs.clone(),
-        registries: paths.registries.clone(),
-    };
+    let opts = paths.runtime_options(paths.root.clone(), paths.state.clone(), zygote, log_filter)?;
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     rt.block_on(async move {
         let runtime = Runtime::open(opts).await?;

@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use k8s_cri::v1 as cri;
 use wasmlet_cri::client::{CriClient, connect};
-use wasmlet_cri::{Runtime, RuntimeOptions};
+use wasmlet_cri::Runtime;
 use wasmlet_image::ImageStore;
 
 use crate::config::PathFlags;
@@ -34,17 +34,7 @@ pub fn main(args: Args, log_filter: &str) -> anyhow::Result<ExitCode> {
     import_wasm_paths(&mut pod, &images_dir, args.file.parent().unwrap_or(Path::new(".")))?;
 
     let work = paths.state.join(format!("run-{}", std::process::id()));
-    let opts = RuntimeOptions {
-        root: work.join("r"),
-        state: work.join("s"),
-        images: images_dir,
-        shim_exe: std::env::current_exe()?,
-        shim_log_filter: log_filter.to_string(),
-        zygote: Some(std::sync::Arc::new(zygote)),
-        cni_conf_dir: paths.cni_conf_dir.clone(),
-        cni_bin_dirs: paths.cni_bin_dirs.clone(),
-        registries: paths.registries.clone(),
-    };
+    let opts = paths.runtime_options(work.join("r"), work.join("s"), zygote, log_filter)?;
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let result = rt.block_on(async {
         let runtime = Runtime::open(opts).await?;

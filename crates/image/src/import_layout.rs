@@ -206,18 +206,10 @@ impl Layout<'_> {
                 &index.manifests[0]
             }
             None => {
-                let platforms: Vec<String> = index
-                    .manifests
-                    .iter()
-                    .filter_map(|d| {
-                        d.platform
-                            .as_ref()
-                            .map(|p| format!("{}/{}", p.os, p.architecture))
-                    })
-                    .collect();
+                let platforms = index.platforms();
                 let detail = format!(
                     "{LINUX} (no wasi/wasm entry; platforms: {})",
-                    platforms.join(", ")
+                    platforms
                 );
                 return Err(Error::not_wasm(label, detail));
             }

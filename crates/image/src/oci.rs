@@ -101,6 +101,17 @@ pub(crate) struct Index {
     pub manifests: Vec<Descriptor>,
 }
 
+impl Index {
+    /// The platforms its entries declare, `os/arch` comma-separated, for error messages.
+    pub(crate) fn platforms(&self) -> String {
+        self.manifests
+            .iter()
+            .filter_map(|d| d.platform.as_ref().map(|p| format!("{}/{}", p.os, p.architecture)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
 /// An image manifest (OCI or docker v2 schema 2).
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

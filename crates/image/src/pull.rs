@@ -288,20 +288,12 @@ impl Puller<'_> {
                     index.manifests.iter().find(|d| platform_is(d, &linux))
                 });
             let Some(chosen) = chosen.cloned() else {
-                let platforms: Vec<String> = index
-                    .manifests
-                    .iter()
-                    .filter_map(|d| {
-                        d.platform
-                            .as_ref()
-                            .map(|p| format!("{}/{}", p.os, p.architecture))
-                    })
-                    .collect();
+                let platforms = index.platforms();
                 return Err(Error::NotFound {
                     reference: format!(
                         "{} for platform wasi/wasm or linux/{arch} (the index has {})",
                         self.registry.image(),
-                        platforms.join(", ")
+                        platforms
                     ),
                 });
             };

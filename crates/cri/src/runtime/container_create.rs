@@ -32,13 +32,16 @@ impl Runtime {
         let smd = sandbox.config.metadata.clone().unwrap_or_default();
         let name = format!("{}_{}_{}_{}_{}", md.name, smd.name, smd.namespace, smd.uid, md.attempt);
 
+        // One hop to the blocking pool for both: this is the container start path.
         let lookup = image_ref.clone();
-        let image = self
-            .with_images(move |images| images.resolve(&lookup))
+        let (image, artifact) = self
+            .with_images(move |images| {
+                let Some(image) = images.resolve(&lookup)? else { return Ok(None) };
+                let artifact = images.compiled_path(&image)?;
+                Ok(Some((image, artifact)))
+            })
             .await?
             .ok_or_else(|| Error::NotFound(format!("image {image_ref:?} not found: import it with `wasmlet image import`")))?;
-        let for_compile = image.clone();
-        let artifact = self.with_images(move |images| images.compiled_path(&for_compile)).await?;
 
         let id = new_id();
         let reservation = self.names.reserve(&name, &id)?;
