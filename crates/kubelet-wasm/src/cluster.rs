@@ -1,0 +1,1 @@
+//! Cluster mode (placeholder while the standalone logic settles).
