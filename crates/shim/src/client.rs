@@ -38,6 +38,10 @@ impl ShimClient {
         ShimClient { socket: socket_path(shim_dir) }
     }
 
+    pub(crate) fn socket_path(&self) -> &Path {
+        &self.socket
+    }
+
     async fn connect(&self, request: &Request) -> Result<(Lines<BufReader<OwnedReadHalf>>, tokio::net::unix::OwnedWriteHalf), Error> {
         let stream = UnixStream::connect(&self.socket)
             .await

@@ -9,6 +9,7 @@ pub mod atomic;
 pub mod client;
 mod cri_log;
 mod error;
+pub mod exec;
 mod executor;
 mod limiter;
 pub mod netns;

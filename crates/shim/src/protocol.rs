@@ -59,6 +59,12 @@ pub enum Request {
     Subscribe,
     /// Kills every container, then the shim exits.
     Shutdown,
+    /// Runs a process in container `id` (see [`crate::exec`]); its stdio descriptors come
+    /// with the request line (SCM_RIGHTS). The shim answers `Ok` once it runs, then
+    /// [`Response::ExecExited`]; hanging up kills it.
+    Exec { id: String, exec_id: String, spec: crate::exec::ExecSpec },
+    /// The new terminal size of a running exec.
+    ExecResize { exec_id: String, size: crate::exec::TerminalSize },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -69,6 +75,7 @@ pub enum Response {
     State(ContainerState),
     List(Vec<(String, ContainerState)>),
     Stats(ContainerUsage),
+    ExecExited(crate::exec::ExecExit),
     Error(RemoteError),
 }
 

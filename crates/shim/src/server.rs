@@ -1,7 +1,7 @@
 //! The shim process: binds its socket, detaches from the daemon (double fork, new session) so it
 //! survives the daemon, then serves the protocol, one thread per connection.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -85,9 +85,8 @@ pub(crate) fn serve_with(executor: Executor, opts: ShimOptions, listener: UnixLi
 }
 
 fn handle(conn: UnixStream, supervisor: &Arc<Supervisor>, opts: &ShimOptions) -> std::io::Result<()> {
-    let mut reader = BufReader::new(conn.try_clone()?);
-    let mut line = String::new();
-    reader.read_line(&mut line)?;
+    // An exec's stdio descriptors come with its request line.
+    let (line, fds) = crate::exec::read_request(&conn)?;
     let request: Request = match serde_json::from_str(&line) {
         Ok(r) => r,
         Err(e) => return reply(&conn, &Response::Error(crate::protocol::RemoteError::InvalidArgument(format!("bad request: {e}")))),
@@ -105,6 +104,8 @@ fn handle(conn: UnixStream, supervisor: &Arc<Supervisor>, opts: &ShimOptions) ->
             tracing::info!(sandbox.id = %opts.sandbox_id, "shim exiting");
             std::process::exit(0);
         }
+        Request::Exec { id, exec_id, spec } => crate::exec::serve(conn, supervisor.exec_target(&id), id, exec_id, spec, fds),
+        Request::ExecResize { exec_id, size } => reply(&conn, &crate::exec::resize(&exec_id, size)),
         other => {
             let response = supervisor.handle(other).unwrap_or_else(Response::Error);
             reply(&conn, &response)

@@ -96,7 +96,7 @@ impl Supervisor {
                 }))
             }
             // Handled by the server, which owns the connection.
-            Request::Subscribe | Request::Shutdown => Ok(Response::Ok),
+            Request::Subscribe | Request::Shutdown | Request::Exec { .. } | Request::ExecResize { .. } => Ok(Response::Ok),
         }
     }
 
@@ -168,6 +168,7 @@ impl Supervisor {
             c.state = ContainerState::Exited(record.clone());
         }
         self.exited.notify_all();
+        crate::exec::container_exited(id);
         let mut line = serde_json::to_vec(&Event::Exited { id: id.to_string(), exit: record }).unwrap_or_default();
         line.push(b'\n');
         self.subscribers.lock().unwrap_or_else(|e| e.into_inner()).retain_mut(|s| s.write_all(&line).is_ok());
@@ -204,6 +205,16 @@ impl Supervisor {
         self.lock().remove(id);
         let _ = std::fs::remove_file(exit_file(&self.dir, id));
         Ok(Response::Ok)
+    }
+
+    /// What an exec in container `id` runs against (see [`crate::exec`]); it must be running.
+    pub(crate) fn exec_target(&self, id: &str) -> Result<crate::exec::ExecTarget, RemoteError> {
+        let containers = self.lock();
+        let c = containers.get(id).ok_or_else(|| not_found(id))?;
+        if !matches!(c.state, ContainerState::Running { .. }) {
+            return Err(RemoteError::FailedPrecondition(format!("container {id} is not running")));
+        }
+        Ok(crate::exec::ExecTarget::Wasm { engine: self.executor.engine().clone(), spec: c.spec.clone() })
     }
 
     pub fn subscribe(&self, stream: UnixStream) {
