@@ -5,7 +5,6 @@ mod commands;
 mod config;
 mod logging;
 mod pod;
-mod pod_resources;
 
 use clap::{Parser, Subcommand};
 
@@ -28,6 +27,8 @@ enum Command {
     Daemon(commands::daemon::Args),
     /// Run one Pod from a YAML file on an embedded runtime in the foreground, streaming its logs.
     Run(commands::run::Args),
+    /// A lightweight kubelet: static pods from a folder, or a Node in a cluster, through any CRI runtime.
+    Node(commands::node::Args),
     /// Benchmarks against any CRI endpoint.
     #[command(subcommand)]
     Bench(commands::bench::Command),
@@ -49,6 +50,7 @@ fn main() -> std::process::ExitCode {
             match command {
                 Command::Daemon(args) => commands::daemon::main(args, &cli.log_level),
                 Command::Run(args) => commands::run::main(args, &cli.log_level),
+                Command::Node(args) => commands::node::main(args),
                 Command::Image(cmd) => commands::image::main(cmd),
                 Command::Bench(cmd) => commands::bench::main(cmd),
                 Command::Shim(_) => unreachable!("handled above"),

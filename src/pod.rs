@@ -1,155 +1,139 @@
-//! The part of a Kubernetes Pod manifest that `wasmlet run` understands: containers (image,
-//! command, args, env values, working dir, volume mounts, memory limit) and hostPath / emptyDir
-//! volumes. Other fields are accepted and ignored, as a stock kubelet ignores what it does not use.
+//! The Pod of `wasmlet run`: read with `wasmlet node`'s manifest rules (crates/kubelet-wasm:
+//! the same model, defaults and validation), plus what only `run` does: a pod that sets no
+//! `restartPolicy` runs once (`Never`), images default to `IfNotPresent` (a local tool uses the
+//! local store), `.wasm` paths are imported, and ConfigMaps/Secrets in the same file feed the pod.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use serde::Deserialize;
+use k8s_openapi::api::core::v1::Pod;
+use wasmlet_image::ImageStore;
+use wasmlet_kubelet::manifest::{self, Object};
+use wasmlet_kubelet::objects::Kind;
 
-#[derive(Debug, Deserialize)]
-pub struct Pod {
-    #[serde(default)]
-    pub metadata: Metadata,
-    pub spec: PodSpec,
+/// A pod ready for the pod logic, and the objects it may refer to.
+pub struct RunPod {
+    pub pod: Pod,
+    pub source: String,
+    pub objects: Vec<(Kind, String, String, BTreeMap<String, Vec<u8>>)>,
 }
 
-#[derive(Debug, Default, Deserialize)]
-pub struct Metadata {
-    #[serde(default)]
-    pub name: String,
-    #[serde(default)]
-    pub namespace: String,
-    #[serde(default)]
-    pub uid: String,
-    #[serde(default)]
-    pub labels: BTreeMap<String, String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PodSpec {
-    pub containers: Vec<Container>,
-    /// The node's network instead of the pod's own namespace (kubelet's default: false).
-    #[serde(default)]
-    pub host_network: bool,
-    #[serde(default)]
-    pub volumes: Vec<Volume>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Container {
-    pub name: String,
-    pub image: String,
-    #[serde(default)]
-    pub command: Vec<String>,
-    #[serde(default)]
-    pub args: Vec<String>,
-    #[serde(default)]
-    pub env: Vec<EnvVar>,
-    #[serde(default)]
-    pub working_dir: String,
-    #[serde(default)]
-    pub volume_mounts: Vec<VolumeMount>,
-    #[serde(default)]
-    pub resources: Resources,
-}
-
-#[derive(Debug, Deserialize)]
-pub struct EnvVar {
-    pub name: String,
-    #[serde(default)]
-    pub value: String,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct VolumeMount {
-    pub name: String,
-    pub mount_path: String,
-    #[serde(default)]
-    pub read_only: bool,
-}
-
-#[derive(Debug, Default, Deserialize)]
-pub struct Resources {
-    #[serde(default)]
-    pub requests: BTreeMap<String, String>,
-    #[serde(default)]
-    pub limits: BTreeMap<String, String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Volume {
-    pub name: String,
-    pub host_path: Option<HostPath>,
-    pub empty_dir: Option<serde_yaml::Value>,
-}
-
-#[derive(Debug, Deserialize)]
-pub struct HostPath {
-    pub path: String,
-}
-
-impl Pod {
-    pub fn load(path: &Path) -> anyhow::Result<Pod> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        let mut pod: Pod = serde_yaml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
-        if pod.metadata.name.is_empty() {
-            pod.metadata.name = path.file_stem().and_then(|s| s.to_str()).unwrap_or("pod").to_string();
-        }
-        if pod.metadata.namespace.is_empty() {
-            pod.metadata.namespace = "default".into();
-        }
-        if pod.spec.containers.is_empty() {
-            bail!("{}: spec.containers is empty", path.display());
-        }
-        for (i, c) in pod.spec.containers.iter().enumerate() {
-            if c.name.is_empty() || c.image.is_empty() {
-                bail!("{}: spec.containers[{i}] needs a name and an image", path.display());
+impl RunPod {
+    pub fn load(path: &Path) -> anyhow::Result<RunPod> {
+        let source = path.display().to_string();
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {source}"))?;
+        let mut pod = None;
+        let mut objects = Vec::new();
+        for d in manifest::decode_all(&source, &text)? {
+            for w in &d.warnings {
+                eprintln!("warning: {source}: {w}");
             }
-            for m in &c.volume_mounts {
-                if !pod.spec.volumes.iter().any(|v| v.name == m.name) {
-                    bail!("{}: container {} mounts unknown volume {:?}", path.display(), c.name, m.name);
+            match d.object {
+                Object::Pod(p) if pod.is_none() => pod = Some(*p),
+                Object::Pod(_) => bail!("{source}: more than one Pod; `wasmlet run` runs one"),
+                Object::ConfigMap(cm) => {
+                    let data = manifest::data_of(&Object::ConfigMap(cm.clone()));
+                    let ns = cm
+                        .metadata
+                        .namespace
+                        .clone()
+                        .unwrap_or_else(|| "default".into());
+                    objects.push((
+                        Kind::ConfigMap,
+                        ns,
+                        cm.metadata.name.clone().unwrap_or_default(),
+                        data,
+                    ));
+                }
+                Object::Secret(s) => {
+                    let data = manifest::data_of(&Object::Secret(s.clone()));
+                    let ns = s
+                        .metadata
+                        .namespace
+                        .clone()
+                        .unwrap_or_else(|| "default".into());
+                    objects.push((
+                        Kind::Secret,
+                        ns,
+                        s.metadata.name.clone().unwrap_or_default(),
+                        data,
+                    ));
                 }
             }
         }
-        Ok(pod)
+        let mut pod = pod.with_context(|| format!("{source}: no Pod in the file"))?;
+        if pod.metadata.name.as_deref().unwrap_or("").is_empty() {
+            pod.metadata.name = Some(
+                path.file_stem()
+                    .and_then(|s| s.to_str())
+                    .unwrap_or("pod")
+                    .to_string(),
+            );
+        }
+        let spec = pod.spec.get_or_insert_with(Default::default);
+        spec.restart_policy.get_or_insert_with(|| "Never".into());
+        for c in spec
+            .init_containers
+            .iter_mut()
+            .flatten()
+            .chain(spec.containers.iter_mut())
+        {
+            c.image_pull_policy
+                .get_or_insert_with(|| "IfNotPresent".into());
+        }
+        manifest::set_defaults(&mut pod);
+        let errs = manifest::validate(&pod);
+        if !errs.is_empty() {
+            bail!("{source}: invalid pod: {}", errs.join("; "));
+        }
+        if pod.metadata.uid.as_deref().unwrap_or("").is_empty() {
+            pod.metadata.uid = Some(format!("{:032x}", rand::random::<u128>()));
+        }
+        Ok(RunPod {
+            pod,
+            source,
+            objects,
+        })
     }
 }
 
-/// Parses a Kubernetes CPU quantity (`500m`, `1`, `0.25`) into millicores.
-pub fn parse_cpu(q: &str) -> anyhow::Result<i64> {
-    let q = q.trim();
-    if let Some(m) = q.strip_suffix('m') {
-        return m.parse::<i64>().with_context(|| format!("bad CPU quantity {q:?}"));
+/// Replaces `image:` values that name a `.wasm` file (absolute, or relative to the manifest) with
+/// the imported image's id.
+pub fn import_wasm_paths(pod: &mut Pod, images_dir: &Path, base: &Path) -> anyhow::Result<()> {
+    let mut store: Option<ImageStore> = None;
+    let spec = pod.spec.as_mut().context("pod has no spec")?;
+    for c in spec
+        .init_containers
+        .iter_mut()
+        .flatten()
+        .chain(spec.containers.iter_mut())
+    {
+        let image = c.image.clone().unwrap_or_default();
+        let candidate = base.join(&image);
+        let path = if Path::new(&image).is_file() {
+            PathBuf::from(&image)
+        } else {
+            candidate
+        };
+        if image.ends_with(".wasm") && path.is_file() {
+            let store = match &mut store {
+                Some(s) => s,
+                None => store.insert(
+                    ImageStore::open(images_dir)
+                        .map_err(|e| anyhow::anyhow!(wasmlet_cri::chain(&e)))?,
+                ),
+            };
+            let images = store
+                .import(&path, None)
+                .map_err(|e| anyhow::anyhow!(wasmlet_cri::chain(&e)))?;
+            let imported = images.first().context("import produced no image")?;
+            tracing::info!(path = %path.display(), image = %imported.id, "imported");
+            c.image = Some(imported.id.clone());
+            c.image_pull_policy = Some("Never".into());
+        }
     }
-    let cores: f64 = q.parse().with_context(|| format!("bad CPU quantity {q:?}"))?;
-    Ok((cores * 1000.0).ceil() as i64)
-}
-
-/// Parses a Kubernetes memory quantity (`64Mi`, `1G`, `500000`) into bytes.
-pub fn parse_memory(q: &str) -> anyhow::Result<i64> {
-    let q = q.trim();
-    let split = q.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(q.len());
-    let (num, unit) = q.split_at(split);
-    let n: f64 = num.parse().with_context(|| format!("bad quantity {q:?}"))?;
-    let mult: f64 = match unit {
-        "" => 1.0,
-        "k" => 1e3,
-        "M" => 1e6,
-        "G" => 1e9,
-        "T" => 1e12,
-        "Ki" => 1024.0,
-        "Mi" => 1024.0 * 1024.0,
-        "Gi" => 1024.0 * 1024.0 * 1024.0,
-        "Ti" => 1024f64.powi(4),
-        _ => bail!("bad quantity {q:?}: unknown unit {unit:?}"),
-    };
-    Ok((n * mult).ceil() as i64)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -157,33 +141,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn cpu_quantities() {
-        assert_eq!(parse_cpu("500m").unwrap(), 500);
-        assert_eq!(parse_cpu("1").unwrap(), 1000);
-        assert_eq!(parse_cpu("0.25").unwrap(), 250);
-        assert!(parse_cpu("lots").is_err());
-    }
-
-    #[test]
-    fn memory_quantities() {
-        assert_eq!(parse_memory("64Mi").unwrap(), 64 << 20);
-        assert_eq!(parse_memory("1G").unwrap(), 1_000_000_000);
-        assert_eq!(parse_memory("1.5Ki").unwrap(), 1536);
-        assert_eq!(parse_memory("123").unwrap(), 123);
-        assert!(parse_memory("12Q").is_err());
-        assert!(parse_memory("Mi").is_err());
-    }
-
-    #[test]
-    fn loads_a_pod_and_checks_mounts() {
+    fn run_defaults_and_validation() {
         let dir = tempfile::tempdir().unwrap();
         let good = dir.path().join("p.yaml");
-        std::fs::write(&good, "spec:\n  containers:\n  - name: a\n    image: x\n    volumeMounts: [{name: v, mountPath: /v}]\n  volumes: [{name: v, emptyDir: {}}]\n").unwrap();
-        let pod = Pod::load(&good).unwrap();
-        assert_eq!(pod.metadata.name, "p");
-        assert_eq!(pod.metadata.namespace, "default");
+        std::fs::write(&good, "spec:\n  containers:\n  - name: a\n    image: x:latest\n    volumeMounts: [{name: v, mountPath: /v}]\n  volumes: [{name: v, emptyDir: {}}]\n").unwrap();
+        let run = RunPod::load(&good).unwrap();
+        let spec = run.pod.spec.as_ref().unwrap();
+        assert_eq!(run.pod.metadata.name.as_deref(), Some("p"));
+        assert_eq!(run.pod.metadata.namespace.as_deref(), Some("default"));
+        assert_eq!(spec.restart_policy.as_deref(), Some("Never"));
+        assert_eq!(
+            spec.containers[0].image_pull_policy.as_deref(),
+            Some("IfNotPresent")
+        );
         let bad = dir.path().join("b.yaml");
         std::fs::write(&bad, "spec:\n  containers:\n  - name: a\n    image: x\n    volumeMounts: [{name: nope, mountPath: /v}]\n").unwrap();
-        assert!(format!("{:#}", Pod::load(&bad).unwrap_err()).contains("nope"));
+        let e = format!("{:#}", RunPod::load(&bad).err().unwrap());
+        assert!(e.contains("nope"), "{e}");
     }
 }

@@ -3,5 +3,6 @@
 pub mod bench;
 pub mod daemon;
 pub mod image;
+pub mod node;
 pub mod run;
 pub mod shim;

@@ -1,41 +1,64 @@
 //! `wasmlet run pod.yaml`: one Pod on an embedded runtime in the foreground. The runtime serves
-//! the CRI on a private socket and this command drives it through that socket, exactly as
-//! kubelet would; container logs stream to the terminal; the exit code is the pod's result.
-//! Images may be given as paths to `.wasm` files: they are imported first.
+//! the CRI on a private socket and the pod runs through `wasmlet node`'s own pod logic
+//! (crates/kubelet-wasm) on that socket, exactly as on a node; container logs stream to the
+//! terminal; the exit code is the pod's result. Images may be given as paths to `.wasm` files:
+//! they are imported first.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
-use k8s_cri::v1 as cri;
-use wasmlet_cri::client::{CriClient, connect};
+use anyhow::Context;
+use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
 use wasmlet_cri::Runtime;
-use wasmlet_image::ImageStore;
+use wasmlet_kubelet::backoff::BackoffConfig;
+use wasmlet_kubelet::board::Board;
+use wasmlet_kubelet::logs::{Stream, Tail};
+use wasmlet_kubelet::manager::Manager;
+use wasmlet_kubelet::node::{NodeInfo, Reserved};
+use wasmlet_kubelet::settings::Settings;
+use wasmlet_kubelet::status::{FAILED, SUCCEEDED};
 
 use crate::config::PathFlags;
-use crate::pod::Pod;
+use crate::pod::{self, RunPod};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// The Pod manifest (YAML).
+    /// The Pod manifest (YAML). Without `restartPolicy`, the pod runs once (`Never`).
     file: PathBuf,
     #[command(flatten)]
     paths: PathFlags,
 }
 
+/// Waiting reasons after which `wasmlet run` gives up instead of retrying as a node would.
+const FATAL_WAITING: &[&str] = &[
+    "ErrImagePull",
+    "ErrImageNeverPull",
+    "CreateContainerConfigError",
+    "CreateContainerError",
+    "RunContainerError",
+];
+
 pub fn main(args: Args, log_filter: &str) -> anyhow::Result<ExitCode> {
     // Forked first, while this process is single-threaded (compiling at import starts threads).
     let zygote = wasmlet_shim::zygote::Zygote::start()?;
-    let mut pod = Pod::load(&args.file)?;
+    let mut run = RunPod::load(&args.file)?;
     let paths = args.paths.resolve()?;
     let images_dir = paths.root.join("images");
-    import_wasm_paths(&mut pod, &images_dir, args.file.parent().unwrap_or(Path::new(".")))?;
+    pod::import_wasm_paths(
+        &mut run.pod,
+        &images_dir,
+        args.file.parent().unwrap_or(Path::new(".")),
+    )?;
 
     let work = paths.state.join(format!("run-{}", std::process::id()));
     let opts = paths.runtime_options(work.join("r"), work.join("s"), zygote, log_filter)?;
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
     let result = rt.block_on(async {
         let runtime = Runtime::open(opts).await?;
         let socket = work.join("cri.sock");
@@ -50,8 +73,8 @@ pub fn main(args: Args, log_filter: &str) -> anyhow::Result<ExitCode> {
         while !socket.exists() && !server.is_finished() {
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
-        let client = connect(socket.to_str().context("socket path")?).await?;
-        let code = run_pod(client, &pod, &work.join("logs")).await;
+        let client = wasmlet_kubelet::cri::connect(socket.to_str().context("socket path")?).await?;
+        let code = run_pod(client, run, &work).await;
         let _ = stop_tx.send(());
         let _ = server.await;
         code
@@ -60,219 +83,179 @@ pub fn main(args: Args, log_filter: &str) -> anyhow::Result<ExitCode> {
     result.map(|code| ExitCode::from(u8::try_from(code.clamp(0, 255)).unwrap_or(1)))
 }
 
-/// Replaces `image:` values that name a `.wasm` file with the imported image's id.
-fn import_wasm_paths(pod: &mut Pod, images_dir: &Path, base: &Path) -> anyhow::Result<()> {
-    let mut store: Option<ImageStore> = None;
-    for c in &mut pod.spec.containers {
-        let candidate = base.join(&c.image);
-        let path = if Path::new(&c.image).is_file() { PathBuf::from(&c.image) } else { candidate };
-        if c.image.ends_with(".wasm") && path.is_file() {
-            let store = match &mut store {
-                Some(s) => s,
-                None => store.insert(ImageStore::open(images_dir).map_err(|e| anyhow::anyhow!(wasmlet_cri::chain(&e)))?),
-            };
-            let images = store.import(&path, None).map_err(|e| anyhow::anyhow!(wasmlet_cri::chain(&e)))?;
-            let image = images.first().context("import produced no image")?;
-            tracing::info!(path = %path.display(), image = %image.id, "imported");
-            c.image = image.id.clone();
-        }
-    }
-    Ok(())
-}
-
-async fn run_pod(mut client: CriClient, pod: &Pod, log_dir: &Path) -> anyhow::Result<i32> {
-    let uid = if pod.metadata.uid.is_empty() { format!("{:032x}", rand::random::<u128>()) } else { pod.metadata.uid.clone() };
-    let labels: HashMap<String, String> = pod.metadata.labels.clone().into_iter().collect();
-    let sandbox_config = cri::PodSandboxConfig {
-        metadata: Some(cri::PodSandboxMetadata {
-            name: pod.metadata.name.clone(),
-            namespace: pod.metadata.namespace.clone(),
-            uid: uid.clone(),
-            attempt: 0,
-        }),
-        hostname: pod.metadata.name.clone(),
-        log_directory: log_dir.display().to_string(),
-        labels,
-        linux: Some(cri::LinuxPodSandboxConfig {
-            // kubelet's layout and QoS class, computed here as kubelet would.
-            cgroup_parent: crate::pod_resources::cgroup_parent(pod, &uid)?,
-            security_context: Some(cri::LinuxSandboxSecurityContext {
-                namespace_options: Some(cri::NamespaceOption {
-                    network: if pod.spec.host_network { cri::NamespaceMode::Node } else { cri::NamespaceMode::Pod } as i32,
-                    ..Default::default()
-                }),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
-    let sandbox_id = client
-        .runtime
-        .run_pod_sandbox(cri::RunPodSandboxRequest { config: Some(sandbox_config.clone()), runtime_handler: String::new() })
-        .await?
-        .into_inner()
-        .pod_sandbox_id;
-    let result = run_containers(&mut client, pod, &sandbox_id, &sandbox_config, log_dir).await;
-    let _ = client.runtime.stop_pod_sandbox(cri::StopPodSandboxRequest { pod_sandbox_id: sandbox_id.clone() }).await;
-    let _ = client.runtime.remove_pod_sandbox(cri::RemovePodSandboxRequest { pod_sandbox_id: sandbox_id }).await;
-    result
-}
-
-async fn run_containers(
-    client: &mut CriClient,
-    pod: &Pod,
-    sandbox_id: &str,
-    sandbox_config: &cri::PodSandboxConfig,
-    log_dir: &Path,
+async fn run_pod(
+    client: wasmlet_kubelet::cri::CriClient,
+    run: RunPod,
+    work: &Path,
 ) -> anyhow::Result<i32> {
-    let empty_dirs = log_dir.parent().unwrap_or(log_dir).join("volumes");
-    let mut ids = Vec::new();
-    for c in &pod.spec.containers {
-        let config = container_config(c, pod, &empty_dirs)?;
-        let id = client
-            .runtime
-            .create_container(cri::CreateContainerRequest {
-                pod_sandbox_id: sandbox_id.to_string(),
-                config: Some(config),
-                sandbox_config: Some(sandbox_config.clone()),
-            })
-            .await
-            .with_context(|| format!("creating container {}", c.name))?
-            .into_inner()
-            .container_id;
-        ids.push((c.name.clone(), id));
+    let node = NodeInfo::detect(None, Reserved::default(), 110)?;
+    let settings = Arc::new(Settings {
+        node,
+        root: work.to_path_buf(),
+        log_root: work.join("logs"),
+        restart_backoff: BackoffConfig::default(),
+        pull_backoff: BackoffConfig::default(),
+        resync: Duration::from_millis(50),
+        objects: Default::default(),
+        runtime_name: "wasmlet".into(),
+    });
+    for (kind, ns, name, data) in run.objects {
+        settings.objects.put(kind, &ns, &name, data);
     }
-    for (name, id) in &ids {
-        client
-            .runtime
-            .start_container(cri::StartContainerRequest { container_id: id.clone() })
-            .await
-            .with_context(|| format!("starting container {name}"))?;
-    }
-    let multi = ids.len() > 1;
-    let mut tails: Vec<LogTail> = pod
-        .spec
-        .containers
-        .iter()
-        .map(|c| LogTail::new(log_dir.join(format!("{}/0.log", c.name)), if multi { format!("[{}] ", c.name) } else { String::new() }))
-        .collect();
+    let board = Board::default();
+    let uid = run.pod.metadata.uid.clone().unwrap_or_default();
+    let mut manager = Manager::new(settings.clone(), client, board.clone());
+    manager.apply(run.pod, &run.source);
+    let mut out = Output::default();
     let mut interrupted = std::pin::pin!(tokio::signal::ctrl_c());
-    let mut stopping = false;
-    loop {
-        tails.iter_mut().for_each(LogTail::pump);
-        let mut exit_codes = Vec::new();
-        for (name, id) in &ids {
-            let status = client
-                .runtime
-                .container_status(cri::ContainerStatusRequest { container_id: id.clone(), verbose: false })
-                .await?
-                .into_inner()
-                .status
-                .context("no status")?;
-            if status.state == cri::ContainerState::ContainerExited as i32 {
-                exit_codes.push((name.clone(), status.exit_code, status.reason, status.message));
-            }
-        }
-        if exit_codes.len() == ids.len() {
-            tails.iter_mut().for_each(LogTail::pump);
-            let mut worst = 0;
-            for (name, code, reason, message) in exit_codes {
-                if code != 0 {
-                    eprintln!("container {name} exited with {code} ({reason}){}", if message.is_empty() { String::new() } else { format!(": {message}") });
-                    if worst == 0 {
-                        worst = code;
-                    }
-                }
-            }
-            return Ok(worst);
-        }
+    let mut tick = tokio::time::interval(settings.resync);
+    let code = loop {
         tokio::select! {
-            _ = tokio::time::sleep(Duration::from_millis(20)) => {}
-            _ = &mut interrupted, if !stopping => {
-                stopping = true;
-                for (_, id) in &ids {
-                    let _ = client.runtime.stop_container(cri::StopContainerRequest { container_id: id.clone(), timeout: 10 }).await;
-                }
+            _ = tick.tick() => {}
+            _ = &mut interrupted => {
+                eprintln!("interrupted: stopping the pod");
+                manager.remove(&uid, None);
+                manager.wait_stopped().await;
+                return Ok(130);
             }
         }
-    }
-}
-
-fn container_config(c: &crate::pod::Container, pod: &Pod, empty_dirs: &Path) -> anyhow::Result<cri::ContainerConfig> {
-    let mut mounts = Vec::new();
-    for m in &c.volume_mounts {
-        let volume = pod.spec.volumes.iter().find(|v| v.name == m.name).context("volume")?;
-        let host_path = match (&volume.host_path, &volume.empty_dir) {
-            (Some(h), _) => PathBuf::from(&h.path),
-            (None, Some(_)) => {
-                let dir = empty_dirs.join(&volume.name);
-                std::fs::create_dir_all(&dir)?;
-                dir
-            }
-            (None, None) => bail!("volume {} is neither hostPath nor emptyDir", volume.name),
+        let _ = manager.relist().await;
+        let Some(record) = board.get(&uid) else {
+            continue;
         };
-        mounts.push(cri::Mount {
-            container_path: m.mount_path.clone(),
-            host_path: host_path.display().to_string(),
-            readonly: m.read_only,
-            ..Default::default()
-        });
+        out.follow(&record);
+        out.warn(&record);
+        let status = record.pod.status.clone().unwrap_or_default();
+        match status.phase.as_deref() {
+            Some(SUCCEEDED) => break 0,
+            Some(FAILED) => {
+                if let Some(r) = &status.reason {
+                    eprintln!(
+                        "pod failed: {r}: {}",
+                        status.message.clone().unwrap_or_default()
+                    );
+                }
+                break failed_code(&status.init_container_statuses, &status.container_statuses);
+            }
+            _ => {}
+        }
+        let all = status
+            .init_container_statuses
+            .iter()
+            .flatten()
+            .chain(status.container_statuses.iter().flatten());
+        if let Some((name, reason, message)) = all
+            .filter_map(|s| {
+                let w = s.state.as_ref()?.waiting.as_ref()?;
+                let r = w.reason.clone()?;
+                FATAL_WAITING
+                    .contains(&r.as_str())
+                    .then(|| (s.name.clone(), r, w.message.clone().unwrap_or_default()))
+            })
+            .next()
+        {
+            eprintln!("container {name}: {reason}: {message}");
+            break 1;
+        }
+    };
+    if let Some(record) = board.get(&uid) {
+        out.follow(&record);
     }
-    Ok(cri::ContainerConfig {
-        metadata: Some(cri::ContainerMetadata { name: c.name.clone(), attempt: 0 }),
-        image: Some(cri::ImageSpec { image: c.image.clone(), ..Default::default() }),
-        command: c.command.clone(),
-        args: c.args.clone(),
-        working_dir: c.working_dir.clone(),
-        envs: c.env.iter().map(|e| cri::KeyValue { key: e.name.clone(), value: e.value.clone() }).collect(),
-        mounts,
-        log_path: format!("{}/0.log", c.name),
-        linux: Some(cri::LinuxContainerConfig {
-            resources: Some(crate::pod_resources::container_resources(pod, c)?),
-            ..Default::default()
-        }),
-        ..Default::default()
-    })
+    manager.remove(&uid, Some(0));
+    manager.wait_stopped().await;
+    Ok(code)
 }
 
-/// Follows one CRI log file and prints its text to the terminal.
-struct LogTail {
-    path: PathBuf,
-    prefix: String,
-    offset: u64,
-    pending: Vec<u8>,
-}
-
-impl LogTail {
-    fn new(path: PathBuf, prefix: String) -> Self {
-        LogTail { path, prefix, offset: 0, pending: Vec::new() }
-    }
-
-    fn pump(&mut self) {
-        use std::io::{Read, Seek, SeekFrom, Write};
-        let Ok(mut f) = std::fs::File::open(&self.path) else { return };
-        if f.seek(SeekFrom::Start(self.offset)).is_err() {
-            return;
-        }
-        let mut buf = Vec::new();
-        if let Ok(n) = f.read_to_end(&mut buf) {
-            self.offset += n as u64;
-        }
-        self.pending.extend_from_slice(&buf);
-        while let Some(nl) = self.pending.iter().position(|&b| b == b'\n') {
-            let line: Vec<u8> = self.pending.drain(..=nl).collect();
-            let line = String::from_utf8_lossy(&line[..line.len() - 1]).into_owned();
-            let mut parts = line.splitn(4, ' ');
-            let (_ts, stream, tag, text) = (parts.next(), parts.next(), parts.next(), parts.next().unwrap_or(""));
-            let end = if tag == Some("P") { "" } else { "\n" };
-            let out = format!("{}{text}{end}", self.prefix);
-            if stream == Some("stderr") {
-                let _ = std::io::stderr().write_all(out.as_bytes());
-            } else {
-                let _ = std::io::stdout().write_all(out.as_bytes());
+/// The first failed container's exit code (init containers first), printing why each failed.
+fn failed_code(init: &Option<Vec<ContainerStatus>>, regular: &Option<Vec<ContainerStatus>>) -> i32 {
+    let mut worst = 0;
+    for s in init.iter().flatten().chain(regular.iter().flatten()) {
+        let Some(t) = s.state.as_ref().and_then(|st| st.terminated.as_ref()) else {
+            continue;
+        };
+        if t.exit_code != 0 {
+            let msg = t
+                .message
+                .clone()
+                .map(|m| format!(": {m}"))
+                .unwrap_or_default();
+            eprintln!(
+                "container {} exited with {} ({}){msg}",
+                s.name,
+                t.exit_code,
+                t.reason.clone().unwrap_or_default()
+            );
+            if worst == 0 {
+                worst = t.exit_code;
             }
         }
+    }
+    if worst == 0 { 1 } else { worst }
+}
+
+/// The terminal side: every container instance's log, prefixed with its name when the pod has
+/// several, and the pod's warning events.
+#[derive(Default)]
+struct Output {
+    tails: BTreeMap<(String, i32), Tail>,
+    warned: BTreeSet<String>,
+}
+
+impl Output {
+    fn follow(&mut self, record: &wasmlet_kubelet::board::PodRecord) {
+        let pod: &Pod = &record.pod;
+        let Some(status) = pod.status.as_ref() else {
+            return;
+        };
+        let statuses: Vec<&ContainerStatus> = status
+            .init_container_statuses
+            .iter()
+            .flatten()
+            .chain(status.container_statuses.iter().flatten())
+            .collect();
+        let multi = statuses.len() > 1;
+        for s in statuses {
+            let started = s
+                .state
+                .as_ref()
+                .is_some_and(|st| st.running.is_some() || st.terminated.is_some())
+                || s.last_state.is_some();
+            if !started || record.log_dir.is_empty() {
+                continue;
+            }
+            let key = (s.name.clone(), s.restart_count);
+            self.tails.entry(key).or_insert_with(|| {
+                Tail::new(
+                    Path::new(&record.log_dir)
+                        .join(&s.name)
+                        .join(format!("{}.log", s.restart_count)),
+                )
+            });
+        }
+        for ((name, _), tail) in &mut self.tails {
+            let prefix = if multi {
+                format!("[{name}] ")
+            } else {
+                String::new()
+            };
+            tail.pump(|stream, text, full| {
+                use std::io::Write;
+                let end = if full { "\n" } else { "" };
+                let _ = match stream {
+                    Stream::Stdout => write!(std::io::stdout(), "{prefix}{text}{end}"),
+                    Stream::Stderr => write!(std::io::stderr(), "{prefix}{text}{end}"),
+                };
+            });
+        }
+        use std::io::Write;
         let _ = std::io::stdout().flush();
+    }
+
+    fn warn(&mut self, record: &wasmlet_kubelet::board::PodRecord) {
+        for e in &record.events {
+            if e.type_ == "Warning" && self.warned.insert(format!("{}{}", e.reason, e.message)) {
+                eprintln!("warning: {}: {}", e.reason, e.message);
+            }
+        }
     }
 }
