@@ -14,7 +14,10 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 #   busybox-static     /bin/busybox, the payload of the Linux image the pull timing test builds
 #   containernetworking-plugins  the CNI plugins (bridge, host-local, loopback, portmap) in /usr/lib/cni
 #   iproute2           `ip`, with which the network tests inspect and delete their bridge
-PACKAGES=(protobuf-compiler docker-registry apache2-utils skopeo busybox-static containernetworking-plugins iproute2)
+#   python3-websockets Python's `websockets`, the independent WebSocket client of the streaming tests
+#   libseccomp-dev     libseccomp for youki's libcontainer (seccomp filters of Linux containers)
+#   pkg-config         how libseccomp's build script finds it
+PACKAGES=(protobuf-compiler docker-registry apache2-utils skopeo busybox-static containernetworking-plugins iproute2 libseccomp-dev pkg-config python3-websockets)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

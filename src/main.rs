@@ -38,6 +38,9 @@ enum Command {
     /// The per-pod supervisor (started by the daemon; not for direct use).
     #[command(hide = true)]
     Shim(commands::shim::Args),
+    /// Creates one Linux container with libcontainer (exec'd by a shim; not for direct use).
+    #[command(hide = true, name = "linux-create")]
+    LinuxCreate(commands::shim::LinuxCreateArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -45,6 +48,11 @@ fn main() -> std::process::ExitCode {
     // The shim forks before anything else starts a thread, so it sets up its own logging after.
     let result = match cli.command {
         Command::Shim(args) => commands::shim::main(args, &cli.log_level, cli.log_format),
+        // Single-threaded, as libcontainer needs: no runtime, logs to the shim's log (stderr).
+        Command::LinuxCreate(args) => {
+            logging::init(&cli.log_level, cli.log_format);
+            Ok(commands::shim::linux_create(args))
+        }
         command => {
             logging::init(&cli.log_level, cli.log_format);
             match command {
@@ -53,7 +61,7 @@ fn main() -> std::process::ExitCode {
                 Command::Node(args) => commands::node::main(args),
                 Command::Image(cmd) => commands::image::main(cmd),
                 Command::Bench(cmd) => commands::bench::main(cmd),
-                Command::Shim(_) => unreachable!("handled above"),
+                Command::Shim(_) | Command::LinuxCreate(_) => unreachable!("handled above"),
             }
         }
     };

@@ -1,5 +1,6 @@
 //! `wasmlet shim`: the per-pod supervisor. Binds its socket, detaches from the daemon (it forks,
-//! so nothing may start a thread before), then serves.
+//! so nothing may start a thread before), then serves. Also `wasmlet linux-create`, the
+//! single-threaded helper a shim execs to create a Linux container.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -26,4 +27,18 @@ pub fn main(args: Args, log_filter: &str, format: logging::Format) -> anyhow::Re
     logging::init(log_filter, format);
     serve(opts, listener)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `wasmlet linux-create ID STATE_ROOT BUNDLE`, with the container's stdio at fds 3, 4, 5.
+#[derive(clap::Args)]
+pub struct LinuxCreateArgs {
+    id: String,
+    state_root: PathBuf,
+    bundle: PathBuf,
+}
+
+/// Creates the container and reports `ok <pid>` / `error <message>` on stdout.
+pub fn linux_create(args: LinuxCreateArgs) -> ExitCode {
+    let code = wasmlet_shim::linux::create::create_main(&args.id, &args.state_root, &args.bundle);
+    ExitCode::from(u8::try_from(code).unwrap_or(1))
 }

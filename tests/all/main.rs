@@ -17,6 +17,7 @@ mod concurrency;
 mod errors;
 mod images;
 mod lifecycle;
+mod linux;
 mod logs;
 mod mounts;
 mod network;

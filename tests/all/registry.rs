@@ -15,7 +15,7 @@ use crate::harness::*;
 // The registry launcher the image crate's tests use (one copy of the docker-registry setup).
 #[path = "../../crates/image/tests/registry/server.rs"]
 #[allow(dead_code, reason = "the fake registry half is used by the image crate's tests only")]
-mod server;
+pub(crate) mod server;
 
 fn spec(image: &str) -> Option<cri::ImageSpec> {
     Some(cri::ImageSpec { image: image.into(), ..Default::default() })

@@ -156,6 +156,8 @@ pub(crate) struct ContainerConfig {
         skip_serializing_if = "Option::is_none"
     )]
     pub working_dir: Option<String>,
+    #[serde(rename = "StopSignal", default, skip_serializing_if = "Option::is_none")]
+    pub stop_signal: Option<String>,
 }
 
 /// The image config written for a `.wasm` file imported as an image. No `created` field: the same Wasm

@@ -53,6 +53,9 @@ pub struct ImageConfig {
     pub env: Vec<String>,
     pub working_dir: String,
     pub user: String,
+    /// The image's `STOPSIGNAL` (e.g. `SIGQUIT` or `3`); empty means SIGTERM.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub stop_signal: String,
 }
 
 impl ImageConfig {
@@ -64,6 +67,7 @@ impl ImageConfig {
             env: c.env.unwrap_or_default(),
             working_dir: c.working_dir.unwrap_or_default(),
             user: c.user.unwrap_or_default(),
+            stop_signal: c.stop_signal.unwrap_or_default(),
         }
     }
 }

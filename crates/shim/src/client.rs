@@ -88,6 +88,10 @@ impl ShimClient {
         self.call(&Request::Create { id: id.into(), spec }).await.map(drop)
     }
 
+    pub async fn create_linux(&self, id: &str, spec: crate::protocol::LinuxSpec) -> Result<(), Error> {
+        self.call(&Request::CreateLinux { id: id.into(), spec }).await.map(drop)
+    }
+
     pub async fn start(&self, id: &str) -> Result<i64, Error> {
         match self.call(&Request::Start { id: id.into() }).await? {
             Response::Started { started_at } => Ok(started_at),

@@ -12,6 +12,7 @@ mod error;
 pub mod exec;
 mod executor;
 mod limiter;
+pub mod linux;
 pub mod netns;
 mod proc_title;
 pub mod protocol;

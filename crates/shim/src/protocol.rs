@@ -31,6 +31,27 @@ pub struct WasmSpec {
     pub cgroup_tasks: Vec<PathBuf>,
 }
 
+/// A Linux container as the shim sees it: an OCI bundle the daemon wrote (its `config.json` and
+/// its mounted rootfs), run through youki's libcontainer with its state under `state_root`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LinuxSpec {
+    /// The OCI bundle directory (`config.json`; the spec's `root.path` is absolute).
+    pub bundle: PathBuf,
+    /// libcontainer's state root; the container's state is `<state_root>/<id>/`.
+    pub state_root: PathBuf,
+    /// The CRI log file; `None` discards output.
+    pub log_path: Option<PathBuf>,
+    /// Keep a pipe to the container's stdin open (`stdin`); close it after the first attach ends
+    /// (`stdin_once`).
+    #[serde(default)]
+    pub stdin: bool,
+    /// The signal StopContainer sends first (the image's STOPSIGNAL; SIGTERM by default).
+    pub stop_signal: i32,
+    /// The container cgroup's file counting OOM kills (v1 `memory.oom_control`, v2
+    /// `memory.events`), read when the container exits to tell OOMKilled from a plain kill.
+    pub oom_events: Option<PathBuf>,
+}
+
 /// A host directory made visible to the guest at `guest_path`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Preopen {
@@ -43,8 +64,11 @@ pub struct Preopen {
 pub enum Request {
     Ping,
     Create { id: String, spec: WasmSpec },
+    /// Creates a Linux container: its init process exists, set up, waiting for `Start`.
+    CreateLinux { id: String, spec: LinuxSpec },
     Start { id: String },
-    /// Stops the container; answers once it has exited (or after `timeout_ms` more).
+    /// Stops the container; answers once it has exited. A Linux container gets its stop signal,
+    /// then SIGKILL after `timeout_ms`; a Wasm container is stopped at once.
     Stop { id: String, timeout_ms: u64 },
     State { id: String },
     List,

@@ -1,6 +1,7 @@
-//! The shim's state: its containers, each created (linked, log file open), running on its own
-//! thread, or exited with its [`ExitRecord`] on disk. Every request of [`crate::protocol`] lands
-//! here; exits are pushed to subscribers after they are durable.
+//! The shim's state: its containers — Wasm ones created (linked, log file open), running on their
+//! own thread; Linux ones a waiting init process, then running — or exited with their
+//! [`ExitRecord`] on disk. Every request of [`crate::protocol`] lands here; exits are pushed to
+//! subscribers after they are durable.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -13,19 +14,29 @@ use crate::atomic;
 use crate::cri_log::CriLog;
 use crate::executor::{Executor, Prepared, StopHandle};
 use crate::limiter::MemoryCap;
-use crate::protocol::{ContainerState, ContainerUsage, Event, ExitRecord, RemoteError, Request, Response, WasmSpec, exit_file, now_nanos};
+use crate::linux::process::LinuxContainer;
+use crate::protocol::{
+    ContainerState, ContainerUsage, Event, ExitRecord, LinuxSpec, RemoteError, Request, Response, WasmSpec, exit_file, now_nanos,
+};
 
 /// How long a forced stop may take before the shim reports failure.
 const FORCED_STOP_WAIT: Duration = Duration::from_secs(10);
 
 struct Container {
-    spec: WasmSpec,
-    prepared: Option<Prepared>,
-    log: Option<Arc<CriLog>>,
+    workload: Workload,
     state: ContainerState,
-    stop: StopHandle,
-    /// The live memory cap and linear-memory size, shared with the running store's limiter.
-    cap: Arc<MemoryCap>,
+}
+
+enum Workload {
+    Wasm {
+        spec: WasmSpec,
+        prepared: Option<Prepared>,
+        log: Option<Arc<CriLog>>,
+        stop: StopHandle,
+        /// The live memory cap and linear-memory size, shared with the running store's limiter.
+        cap: Arc<MemoryCap>,
+    },
+    Linux(Arc<LinuxContainer>),
 }
 
 pub(crate) struct Supervisor {
@@ -60,6 +71,7 @@ impl Supervisor {
         match request {
             Request::Ping => Ok(Response::Pong { pid: std::process::id() }),
             Request::Create { id, spec } => self.create(id, spec),
+            Request::CreateLinux { id, spec } => self.create_linux(id, spec),
             Request::Start { id } => self.start(id),
             Request::Stop { id, timeout_ms } => self.stop(&id, Duration::from_millis(timeout_ms)),
             Request::State { id } => {
@@ -74,7 +86,7 @@ impl Supervisor {
             Request::ReopenLog { id } => {
                 let containers = self.lock();
                 let c = containers.get(&id).ok_or_else(|| not_found(&id))?;
-                match &c.log {
+                match c.workload.log() {
                     Some(log) => log.reopen().map(|()| Response::Ok).map_err(|e| RemoteError::Internal(e.to_string())),
                     None => Ok(Response::Ok),
                 }
@@ -82,17 +94,21 @@ impl Supervisor {
             Request::UpdateResources { id, memory_limit } => {
                 let mut containers = self.lock();
                 let c = containers.get_mut(&id).ok_or_else(|| not_found(&id))?;
-                c.cap.set_limit(memory_limit);
-                c.spec.memory_limit = memory_limit;
+                // A Linux container's memory is its cgroup's, which the daemon updates.
+                let Workload::Wasm { cap, spec, .. } = &mut c.workload else { return Ok(Response::Ok) };
+                cap.set_limit(memory_limit);
+                spec.memory_limit = memory_limit;
                 tracing::info!(sandbox.id = %self.sandbox_id, container.id = %id, ?memory_limit, "memory cap updated");
                 Ok(Response::Ok)
             }
             Request::Stats { id } => {
                 let containers = self.lock();
                 let c = containers.get(&id).ok_or_else(|| not_found(&id))?;
-                Ok(Response::Stats(ContainerUsage {
-                    linear_memory_bytes: c.cap.current(),
-                    memory_limit: c.cap.limit().unwrap_or(0),
+                Ok(Response::Stats(match &c.workload {
+                    Workload::Wasm { cap, .. } => {
+                        ContainerUsage { linear_memory_bytes: cap.current(), memory_limit: cap.limit().unwrap_or(0) }
+                    }
+                    Workload::Linux(_) => ContainerUsage::default(),
                 }))
             }
             // Handled by the server, which owns the connection.
@@ -110,7 +126,11 @@ impl Supervisor {
             None => None,
         };
         let cap = MemoryCap::new(spec.memory_limit);
-        let container = Container { spec, prepared: Some(prepared), log, state: ContainerState::Created, stop: StopHandle::default(), cap };
+        let workload = Workload::Wasm { spec, prepared: Some(prepared), log, stop: StopHandle::default(), cap };
+        self.insert(id, Container { workload, state: ContainerState::Created })
+    }
+
+    fn insert(&self, id: String, container: Container) -> Reply {
         match self.lock().entry(id) {
             std::collections::hash_map::Entry::Occupied(e) => {
                 Err(RemoteError::AlreadyExists(format!("container {} already exists in the shim", e.key())))
@@ -122,15 +142,66 @@ impl Supervisor {
         }
     }
 
+    /// Creates a Linux container (its init waits for `Start`) and the thread that reports its exit.
+    fn create_linux(self: &Arc<Self>, id: String, spec: LinuxSpec) -> Reply {
+        if self.lock().contains_key(&id) {
+            return Err(RemoteError::AlreadyExists(format!("container {id} already exists in the shim")));
+        }
+        let log = match &spec.log_path {
+            Some(path) => Some(Arc::new(CriLog::open(path).map_err(|e| RemoteError::Internal(e.to_string()))?)),
+            None => None,
+        };
+        let container = Arc::new(LinuxContainer::create(&id, &spec, log)?);
+        tracing::info!(sandbox.id = %self.sandbox_id, container.id = %id, pid = container.pid(), "linux container created");
+        self.insert(id.clone(), Container { workload: Workload::Linux(Arc::clone(&container)), state: ContainerState::Created })?;
+        let this = Arc::clone(self);
+        let spawned = std::thread::Builder::new().name(format!("wait-{}", &id[..id.len().min(12)])).spawn(move || {
+            let exit = container.wait();
+            let started_at = match this.lock().get(&id).map(|c| c.state.clone()) {
+                Some(ContainerState::Running { started_at }) => started_at,
+                _ => 0,
+            };
+            let reason = if exit.oom_killed {
+                "OOMKilled"
+            } else if exit.exit_code == 0 {
+                "Completed"
+            } else {
+                "Error"
+            };
+            let record =
+                ExitRecord { started_at, finished_at: now_nanos(), exit_code: exit.exit_code, reason: reason.into(), message: String::new() };
+            this.record_exit(&id, record);
+        });
+        spawned.map(|_| Response::Ok).map_err(|e| RemoteError::Internal(format!("starting the waiter thread: {e}")))
+    }
+
     fn start(self: &Arc<Self>, id: String) -> Reply {
         let mut containers = self.lock();
         let c = containers.get_mut(&id).ok_or_else(|| not_found(&id))?;
-        let Some(prepared) = c.prepared.take().filter(|_| c.state == ContainerState::Created) else {
+        if c.state != ContainerState::Created {
             return Err(RemoteError::FailedPrecondition(format!("container {id} is not in the created state")));
+        }
+        let (spec, log, stop, cap, prepared) = match &mut c.workload {
+            Workload::Linux(linux) => {
+                let linux = Arc::clone(linux);
+                let started_at = now_nanos();
+                c.state = ContainerState::Running { started_at };
+                drop(containers);
+                if let Err(e) = linux.start() {
+                    linux.signal(libc::SIGKILL, true);
+                    return Err(e);
+                }
+                return Ok(Response::Started { started_at });
+            }
+            Workload::Wasm { spec, prepared, log, stop, cap } => {
+                let Some(prepared) = prepared.take() else {
+                    return Err(RemoteError::FailedPrecondition(format!("container {id} is not in the created state")));
+                };
+                (spec.clone(), log.clone(), stop.clone(), Arc::clone(cap), prepared)
+            }
         };
         let started_at = now_nanos();
         c.state = ContainerState::Running { started_at };
-        let (spec, log, stop, cap) = (c.spec.clone(), c.log.clone(), c.stop.clone(), Arc::clone(&c.cap));
         drop(containers);
         let this = Arc::clone(self);
         let thread_id = id.clone();
@@ -174,19 +245,40 @@ impl Supervisor {
         self.subscribers.lock().unwrap_or_else(|e| e.into_inner()).retain_mut(|s| s.write_all(&line).is_ok());
     }
 
-    fn stop(&self, id: &str, _grace: Duration) -> Reply {
-        // WASI has no signals, so there is nothing a guest could do with a grace period: a Wasm
-        // container is stopped at once (its exit reported as 137, like SIGKILL).
+    fn stop(&self, id: &str, grace: Duration) -> Reply {
         let mut containers = self.lock();
         let c = containers.get(id).ok_or_else(|| not_found(id))?;
-        if !matches!(c.state, ContainerState::Running { .. }) {
-            return Ok(Response::Ok);
+        match &c.workload {
+            // A Linux container gets its stop signal, and SIGKILL (every process) after the grace
+            // period. A created one that never started is killed at once.
+            Workload::Linux(linux) => {
+                let linux = Arc::clone(linux);
+                match c.state {
+                    ContainerState::Exited(_) => return Ok(Response::Ok),
+                    ContainerState::Created => linux.signal(libc::SIGKILL, true),
+                    ContainerState::Running { .. } => {
+                        linux.signal(linux.stop_signal(), false);
+                        containers = self.wait_exited(containers, id, grace);
+                        if matches!(containers.get(id).map(|c| &c.state), Some(ContainerState::Running { .. })) {
+                            tracing::info!(sandbox.id = %self.sandbox_id, container.id = %id, ?grace, "grace period over: SIGKILL");
+                            linux.signal(libc::SIGKILL, true);
+                        }
+                    }
+                }
+            }
+            // WASI has no signals, so there is nothing a guest could do with a grace period: a
+            // Wasm container is stopped at once (its exit reported as 137, like SIGKILL).
+            Workload::Wasm { stop, .. } => {
+                if !matches!(c.state, ContainerState::Running { .. }) {
+                    return Ok(Response::Ok);
+                }
+                stop.stop(self.executor.engine());
+            }
         }
-        c.stop.stop(self.executor.engine());
         let deadline = Instant::now() + FORCED_STOP_WAIT;
         loop {
             match containers.get(id).map(|c| &c.state) {
-                Some(ContainerState::Running { .. }) => {}
+                Some(ContainerState::Running { .. } | ContainerState::Created) => {}
                 _ => return Ok(Response::Ok),
             }
             let left = deadline.saturating_duration_since(Instant::now());
@@ -197,10 +289,34 @@ impl Supervisor {
         }
     }
 
+    /// Waits up to `wait` for container `id` to leave the running state.
+    fn wait_exited<'a>(
+        &self,
+        mut containers: std::sync::MutexGuard<'a, HashMap<String, Container>>,
+        id: &str,
+        wait: Duration,
+    ) -> std::sync::MutexGuard<'a, HashMap<String, Container>> {
+        let deadline = Instant::now() + wait;
+        while matches!(containers.get(id).map(|c| &c.state), Some(ContainerState::Running { .. })) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            containers = self.exited.wait_timeout(containers, left).unwrap_or_else(|e| e.into_inner()).0;
+        }
+        containers
+    }
+
     fn remove(&self, id: &str) -> Reply {
-        let running = matches!(self.lock().get(id).map(|c| &c.state), Some(ContainerState::Running { .. }));
-        if running {
+        let (live, linux) = match self.lock().get(id) {
+            Some(c) => (!matches!(c.state, ContainerState::Exited(_)), c.workload.linux()),
+            None => (false, None),
+        };
+        if live {
             self.stop(id, Duration::ZERO)?;
+        }
+        if let Some(linux) = linux {
+            linux.delete();
         }
         self.lock().remove(id);
         let _ = std::fs::remove_file(exit_file(&self.dir, id));
@@ -214,18 +330,43 @@ impl Supervisor {
         if !matches!(c.state, ContainerState::Running { .. }) {
             return Err(RemoteError::FailedPrecondition(format!("container {id} is not running")));
         }
-        Ok(crate::exec::ExecTarget::Wasm { engine: self.executor.engine().clone(), spec: c.spec.clone() })
+        let target = match &c.workload {
+            Workload::Wasm { spec, .. } => crate::exec::ExecTarget::Wasm { engine: self.executor.engine().clone(), spec: spec.clone() },
+            Workload::Linux(_) => crate::exec::ExecTarget::Linux,
+        };
+        Ok(target)
     }
 
     pub fn subscribe(&self, stream: UnixStream) {
         self.subscribers.lock().unwrap_or_else(|e| e.into_inner()).push(stream);
     }
 
-    /// Stops every running container (used before the shim exits).
+    /// Stops every running container (used before the shim exits) and deletes Linux containers'
+    /// state and cgroups.
     pub fn stop_all(&self) {
         let ids: Vec<String> = self.lock().keys().cloned().collect();
         for id in ids {
             let _ = self.stop(&id, Duration::ZERO);
+            let linux = self.lock().get(&id).and_then(|c| c.workload.linux());
+            if let Some(l) = linux {
+                l.delete();
+            }
+        }
+    }
+}
+
+impl Workload {
+    fn linux(&self) -> Option<Arc<LinuxContainer>> {
+        match self {
+            Workload::Linux(l) => Some(Arc::clone(l)),
+            Workload::Wasm { .. } => None,
+        }
+    }
+
+    fn log(&self) -> Option<&Arc<CriLog>> {
+        match self {
+            Workload::Wasm { log, .. } => log.as_ref(),
+            Workload::Linux(l) => l.log(),
         }
     }
 }

@@ -20,9 +20,11 @@ use nix::unistd::Pid;
 use wasmlet_cri::client::{CriClient, connect};
 use wasmlet_cri::k8s_cri::v1 as cri;
 
+mod busybox;
 mod cri_log;
 mod images;
 
+pub use busybox::*;
 pub use cri_log::*;
 pub use images::*;
 

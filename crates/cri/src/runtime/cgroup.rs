@@ -64,6 +64,23 @@ impl Cgroups {
         }
     }
 
+    /// Creates a Linux container's cgroup: a plain (domain) one on v1 and v2, for whole processes.
+    pub fn create_process_container(&self, path: &CgroupPath) -> Result<(), wasmlet_cgroups::Error> {
+        self.manager.create(path)
+    }
+
+    /// The file counting OOM kills in a cgroup: v1 `memory.oom_control`, v2 `memory.events`.
+    pub fn oom_events_file(&self, path: &CgroupPath) -> Option<PathBuf> {
+        match self.manager.version() {
+            CgroupVersion::V1 => self.dir(Controller::Memory, path).map(|d| d.join("memory.oom_control")),
+            CgroupVersion::V2 => self.dir(Controller::Memory, path).map(|d| d.join("memory.events")),
+        }
+    }
+
+    pub fn is_v2(&self) -> bool {
+        self.manager.version() == CgroupVersion::V2
+    }
+
     /// The files a container thread writes its own TID into. v1: `tasks` of cpu, cpuacct and
     /// cpuset (memory is charged per process, i.e. to the pod cgroup the shim sits in; the other
     /// controllers are per process too or irrelevant to a thread). v2: `cgroup.threads`.
@@ -104,13 +121,50 @@ impl Cgroups {
                 Err(e) if e.code() == wasmlet_cgroups::Code::FailedPrecondition && std::time::Instant::now() < deadline => {
                     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
                 }
+                Ok(()) => {
+                    self.remove_from_other_hierarchies(path);
+                    return Ok(());
+                }
                 other => return other,
+            }
+        }
+    }
+
+    /// On v1, libcontainer puts a Linux container in every mounted hierarchy (blkio, devices,
+    /// freezer, ...), not just the ones we manage, making the pod's directories there too: remove
+    /// `path` (empty by now) wherever it exists. Nothing to do on v2 or for Wasm-only pods.
+    fn remove_from_other_hierarchies(&self, path: &CgroupPath) {
+        if self.manager.version() != CgroupVersion::V1 {
+            return;
+        }
+        let mut mounts: Vec<&PathBuf> = self.layout.v1.values().collect();
+        mounts.sort();
+        mounts.dedup();
+        for mount in mounts {
+            let dir = path.under(mount);
+            if dir.is_dir()
+                && let Err(e) = rmdir_tree(&dir)
+            {
+                tracing::warn!(cgroup.dir = %dir.display(), error = %e, "removing a cgroup");
             }
         }
     }
 
     pub fn forget(&self, key: &str) {
         self.samples.lock().unwrap_or_else(|e| e.into_inner()).remove(key);
+    }
+}
+
+/// Removes an (empty) cgroup directory and its child cgroups, deepest first.
+fn rmdir_tree(dir: &Path) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)?.flatten() {
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            rmdir_tree(&entry.path())?;
+        }
+    }
+    match std::fs::remove_dir(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
     }
 }
 

@@ -1,7 +1,8 @@
-//! CreateContainer: resolve the image, turn the CRI config into the small [`WasmSpec`] the shim
-//! runs (argv, env, preopens, log file), make the container's cgroup under the pod's and apply
-//! its resources (the container thread joins it when it starts), raise the shim's
-//! `oom_score_adj`, have the shim link it, record it. The cgroup is rolled back on failure.
+//! CreateContainer: resolve the image, make the container's cgroup under the pod's and apply its
+//! resources, then either turn the CRI config into the small [`WasmSpec`] the shim runs (argv,
+//! env, preopens, log file; the container thread joins the cgroup when it starts; the shim's
+//! `oom_score_adj` raised) or, for a Linux image, prepare an OCI bundle (see [`linux`]) the shim
+//! creates with libcontainer; record it. The cgroup and bundle are rolled back on failure.
 
 use std::path::{Path, PathBuf};
 
@@ -11,6 +12,8 @@ use wasmlet_shim::protocol::{Preopen, WasmSpec, now_nanos};
 
 use crate::ids::new_id;
 use crate::runtime::cgroup::{self, CgroupGuard};
+use crate::runtime::linux;
+use crate::runtime::process_args::{argv, env};
 use crate::service::require;
 use crate::store::{ContainerRecord, ContainerState, SandboxState};
 use crate::{Error, Runtime};
@@ -32,46 +35,102 @@ impl Runtime {
         let smd = sandbox.config.metadata.clone().unwrap_or_default();
         let name = format!("{}_{}_{}_{}_{}", md.name, smd.name, smd.namespace, smd.uid, md.attempt);
 
-        // One hop to the blocking pool for both: this is the container start path.
+        // One hop to the blocking pool: this is the container start path.
         let lookup = image_ref.clone();
         let (image, artifact) = self
             .with_images(move |images| {
                 let Some(image) = images.resolve(&lookup)? else { return Ok(None) };
-                let artifact = images.compiled_path(&image)?;
+                let artifact = match image.is_linux() {
+                    true => Artifact::Layers(images.snapshot_dirs(&image)),
+                    false => Artifact::Compiled(images.compiled_path(&image)?),
+                };
                 Ok(Some((image, artifact)))
             })
             .await?
-            .ok_or_else(|| Error::NotFound(format!("image {image_ref:?} not found: import it with `wasmlet image import`")))?;
+            .ok_or_else(|| Error::NotFound(format!("image {image_ref:?} not found: pull or import it first")))?;
+        if let Artifact::Layers(_) = &artifact
+            && WASM_ONLY_HANDLERS.contains(&sandbox.runtime_handler.as_str())
+        {
+            return Err(Error::InvalidArgument(format!(
+                "image {image_ref:?} is a Linux image, but the pod's runtime handler {:?} runs Wasm only",
+                sandbox.runtime_handler
+            )));
+        }
 
         let id = new_id();
         let reservation = self.names.reserve(&name, &id)?;
         let log_path = log_path(&sandbox_config, &config);
-        let mut spec = wasm_spec(&config, &image, artifact, log_path.clone())?;
         let mut cgroup_path = String::new();
         let mut cgroup_guard = None;
+        let mut cgroup = None;
         let cgroup_start = std::time::Instant::now();
         if let Some(cgroups) = &self.cgroups
             && !sandbox.cgroup_parent.is_empty()
         {
             let path = wasmlet_cgroups::PodCgroup::parse_parent(&sandbox.cgroup_parent)?.container(&id)?;
-            cgroups.create_container(&path)?;
+            match &artifact {
+                Artifact::Compiled(_) => cgroups.create_container(&path)?,
+                Artifact::Layers(_) => cgroups.create_process_container(&path)?,
+            }
             let guard = CgroupGuard::new(cgroups, Some(path.clone()));
             if let Some(r) = &resources {
                 cgroups.manager.apply(&path, r)?;
             }
-            spec.cgroup_tasks = cgroups.thread_files(&path);
             cgroup_path = path.as_str().to_owned();
+            cgroup = Some((cgroups, path));
             cgroup_guard = Some(guard);
         }
-        if let Some(adj) = linux_resources.map(|r| r.oom_score_adj).filter(|&a| a != 0) {
-            // Never fails the container: the value is advice about whom the kernel kills first.
-            if let Err(e) = cgroup::raise_oom_score_adj(sandbox.shim_pid, adj) {
-                tracing::warn!(sandbox.id = %sandbox.id, container.id = %id, error = %e, "setting oom_score_adj");
+        tracing::debug!(container.id = %id, cgroup.setup_us = cgroup_start.elapsed().as_micros() as u64, "container cgroup ready");
+        match artifact {
+            Artifact::Compiled(artifact) => {
+                let mut spec = wasm_spec(&config, &image, artifact, log_path.clone())?;
+                if let Some((cgroups, path)) = &cgroup {
+                    spec.cgroup_tasks = cgroups.thread_files(path);
+                }
+                if let Some(adj) = linux_resources.map(|r| r.oom_score_adj).filter(|&a| a != 0) {
+                    // Never fails the container: the value is advice about whom the kernel kills first.
+                    if let Err(e) = cgroup::raise_oom_score_adj(sandbox.shim_pid, adj) {
+                        tracing::warn!(sandbox.id = %sandbox.id, container.id = %id, error = %e, "setting oom_score_adj");
+                    }
+                }
+                tracing::debug!(sandbox.id = %sandbox.id, container.id = %id, ?spec, "creating container");
+                self.shim(&sandbox.id).create(&id, spec).await?;
+            }
+            Artifact::Layers(layers) => {
+                let (oom_events, cgroupns) = match &cgroup {
+                    Some((cgroups, path)) => (cgroups.oom_events_file(path), cgroups.is_v2()),
+                    None => (None, false),
+                };
+                // libcontainer joins (or makes) the cgroup at this path in every hierarchy.
+                let lc_cgroup = if cgroup_path.is_empty() { format!("/wasmlet/{id}") } else { format!("/{}", cgroup_path.trim_start_matches('/')) };
+                let state = self.opts.state.clone();
+                let (sandbox2, config2, image2, id2, log2) = (sandbox.clone(), config.clone(), image.clone(), id.clone(), log_path.clone());
+                let (spec, bundle) = tokio::task::spawn_blocking(move || {
+                    linux::prepare(linux::Prepare {
+                        state: &state,
+                        sandbox_id: &sandbox2.id,
+                        sandbox: &sandbox2.config,
+                        netns: sandbox2.netns.as_deref(),
+                        shim_pid: sandbox2.shim_pid,
+                        id: &id2,
+                        config: &config2,
+                        image: &image2,
+                        layers: &layers,
+                        log_path: log2,
+                        cgroup_path: lc_cgroup,
+                        oom_events,
+                        cgroupns,
+                    })
+                })
+                .await
+                .map_err(|e| Error::Internal(format!("preparing the container: {e}")))??;
+                tracing::debug!(sandbox.id = %sandbox.id, container.id = %id, bundle = %spec.bundle.display(), "creating linux container");
+                if let Err(e) = self.shim(&sandbox.id).create_linux(&id, spec).await {
+                    bundle.remove();
+                    return Err(e.into());
+                }
             }
         }
-        tracing::debug!(container.id = %id, cgroup.setup_us = cgroup_start.elapsed().as_micros() as u64, "container cgroup ready");
-        tracing::debug!(sandbox.id = %sandbox.id, container.id = %id, ?spec, "creating container");
-        self.shim(&sandbox.id).create(&id, spec).await?;
 
         let record = ContainerRecord {
             id: id.clone(),
@@ -93,6 +152,7 @@ impl Runtime {
         };
         if let Err(e) = self.containers.insert(record) {
             let _ = self.shim(&sandbox.id).remove(&id).await;
+            linux::rootfs::remove(&linux::rootfs::bundle_dir(&self.opts.state, &id));
             return Err(e);
         }
         reservation.commit();
@@ -102,6 +162,16 @@ impl Runtime {
         tracing::info!(sandbox.id = %sandbox.id, container.id = %id, "container created");
         Ok(CreateContainerResponse { container_id: id })
     }
+}
+
+/// Handlers that run Wasm only; any other (`runc`, `linux`, the default) runs Linux images as
+/// Linux containers. A Wasm image runs as Wasm whatever the handler.
+const WASM_ONLY_HANDLERS: &[&str] = &["wasmtime", "wasm"];
+
+/// What runs: a Wasm image's compiled artifact, or a Linux image's unpacked layers (bottom first).
+enum Artifact {
+    Compiled(PathBuf),
+    Layers(Vec<PathBuf>),
 }
 
 /// `log_directory/log_path`, or none when kubelet asked for no log.
@@ -115,31 +185,15 @@ fn log_path(sandbox: &PodSandboxConfig, config: &ContainerConfig) -> Option<Path
 /// The Wasm engine's view of the container (kubelet's rules: `command` replaces the image's
 /// entrypoint, `args` replace its cmd; CRI env overrides image env).
 fn wasm_spec(config: &ContainerConfig, image: &ImageRecord, artifact: PathBuf, log_path: Option<PathBuf>) -> Result<WasmSpec, Error> {
-    let mut args = if config.command.is_empty() { image.config.entrypoint.clone() } else { config.command.clone() };
-    if !config.args.is_empty() {
-        args.extend(config.args.iter().cloned());
-    } else if config.command.is_empty() {
-        args.extend(image.config.cmd.iter().cloned());
-    }
+    let mut args = argv(config, image);
     if args.is_empty() {
         args.push("app.wasm".into());
     }
-
-    let mut env: Vec<(String, String)> = Vec::new();
+    let mut env = env(config, image)?;
     let mut set = |k: &str, v: &str| match env.iter_mut().find(|(key, _)| key == k) {
         Some(entry) => entry.1 = v.to_string(),
         None => env.push((k.to_string(), v.to_string())),
     };
-    for kv in &image.config.env {
-        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-        set(k, v);
-    }
-    for (i, kv) in config.envs.iter().enumerate() {
-        if kv.key.is_empty() {
-            return Err(Error::InvalidArgument(format!("envs[{i}].key is empty")));
-        }
-        set(&kv.key, &kv.value);
-    }
     let working_dir = if config.working_dir.is_empty() { image.config.working_dir.clone() } else { config.working_dir.clone() };
     if !working_dir.is_empty() {
         set("PWD", &working_dir);

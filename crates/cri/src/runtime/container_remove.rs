@@ -1,5 +1,5 @@
-//! RemoveContainer: force-stop if running, forget it in the shim, remove its cgroup, delete its
-//! record. Idempotent:
+//! RemoveContainer: force-stop if running, forget it in the shim, unmount and delete a Linux
+//! container's rootfs and bundle, remove its cgroup, delete its record. Idempotent:
 //! an unknown id is success. The log file stays: kubelet owns and removes container logs.
 
 use k8s_cri::v1::{RemoveContainerRequest, RemoveContainerResponse};
@@ -23,6 +23,8 @@ impl Runtime {
             Err(wasmlet_shim::Error::Remote(wasmlet_shim::protocol::RemoteError::NotFound(_))) => {}
             Err(e) => return Err(e.into()),
         }
+        // A Linux container's rootfs and bundle (nothing for a Wasm one).
+        crate::runtime::linux::rootfs::remove(&crate::runtime::linux::rootfs::bundle_dir(&self.opts.state, &c.id));
         if let Some(cgroups) = &self.cgroups {
             cgroups.forget(&c.id);
             if !c.cgroup.is_empty() {

@@ -1,5 +1,6 @@
-//! RemovePodSandbox: stop it if needed, remove its containers, their cgroups and the pod's (if
-//! this runtime made it), its shim directory and its record. Idempotent: an unknown id is success.
+//! RemovePodSandbox: stop it if needed, remove its containers (a Linux container's rootfs too),
+//! their cgroups and the pod's (if this runtime made it), the pod's shared namespaces and files,
+//! its shim directory and its record. Idempotent: an unknown id is success.
 
 use k8s_cri::v1::{RemovePodSandboxRequest, RemovePodSandboxResponse};
 
@@ -24,9 +25,11 @@ impl Runtime {
         let containers: Vec<_> = self.containers.list().into_iter().filter(|c| c.sandbox_id == sandbox.id).collect();
         self.remove_pod_cgroups(&sandbox, &containers).await?;
         for c in containers {
+            crate::runtime::linux::rootfs::remove(&crate::runtime::linux::rootfs::bundle_dir(&self.opts.state, &c.id));
             self.containers.remove(&c.id)?;
             self.names.release(&c.name);
         }
+        crate::runtime::linux::pod_files::remove(&self.opts.state, &sandbox.id)?;
         let dir = self.opts.shim_dir(&sandbox.id);
         match std::fs::remove_dir_all(&dir) {
             Ok(()) => {}

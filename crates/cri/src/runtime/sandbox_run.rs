@@ -15,7 +15,7 @@ use crate::store::{SandboxRecord, SandboxState};
 use crate::{Error, Runtime};
 
 /// RuntimeClass handlers this runtime serves (`""` is the default handler).
-pub(crate) const HANDLERS: &[&str] = &["wasmlet", "wasmtime", "wasm"];
+pub(crate) const HANDLERS: &[&str] = &["wasmlet", "wasmtime", "wasm", "runc", "linux"];
 
 pub(crate) fn sandbox_name(md: &PodSandboxMetadata) -> String {
     format!("{}_{}_{}_{}", md.name, md.namespace, md.uid, md.attempt)

@@ -1,0 +1,223 @@
+//! One Linux container inside the shim: created by exec'ing the `linux-create` helper (which
+//! calls libcontainer), started and signalled through libcontainer's state (no fork, so safe in
+//! this multi-threaded process), its stdout/stderr pumped into the CRI log, its exit collected by
+//! the [`reaper`](super::reaper).
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use libcontainer::container::Container;
+use libcontainer::signal::Signal;
+use nix::sys::wait::WaitStatus;
+
+use super::reaper;
+use crate::cri_log::{CriLog, LogStream};
+use crate::protocol::{LinuxSpec, RemoteError};
+
+/// How long the output pumps may still drain after the container's init exited (an orphan that
+/// kept the pipe open must not hold the exit report back).
+const DRAIN_WAIT: Duration = Duration::from_secs(2);
+
+pub(crate) struct LinuxContainer {
+    id: String,
+    spec: LinuxSpec,
+    pid: i32,
+    exit: Mutex<Option<Receiver<WaitStatus>>>,
+    pumps_done: Mutex<Option<Receiver<()>>>,
+    log: Option<Arc<CriLog>>,
+    /// The write end of the container's stdin, kept for attach when `spec.stdin`.
+    pub stdin: Mutex<Option<File>>,
+}
+
+/// How a Linux container ended.
+pub(crate) struct LinuxExit {
+    pub exit_code: i32,
+    pub oom_killed: bool,
+}
+
+impl LinuxContainer {
+    /// Creates the container: its init process exists, fully set up, blocked until [`start`](Self::start).
+    pub fn create(id: &str, spec: &LinuxSpec, log: Option<Arc<CriLog>>) -> Result<LinuxContainer, RemoteError> {
+        reaper::ensure_started().map_err(|e| internal("starting the reaper", e))?;
+        let (stdin_r, stdin_w) = pipe()?;
+        let (out_r, out_w) = pipe()?;
+        let (err_r, err_w) = pipe()?;
+        // Above the standard descriptors, so placing them at 3, 4, 5 in the child clobbers none.
+        let fds = [high_dup(&stdin_r)?, high_dup(&out_w)?, high_dup(&err_w)?];
+        let mut cmd = Command::new("/proc/self/exe");
+        cmd.arg("linux-create").arg(id).arg(&spec.state_root).arg(&spec.bundle);
+        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::inherit());
+        let raw: [RawFd; 3] = [fds[0].as_raw_fd(), fds[1].as_raw_fd(), fds[2].as_raw_fd()];
+        // SAFETY: only dup2 (async-signal-safe) between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                for (i, fd) in raw.iter().enumerate() {
+                    if libc::dup2(*fd, 3 + i as RawFd) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
+                Ok(())
+            });
+        }
+        let started = Instant::now();
+        let mut child = cmd.spawn().map_err(|e| internal("starting the linux-create helper", e))?;
+        let helper_exit = reaper::watch(child.id() as i32);
+        drop(fds);
+        drop((stdin_r, out_w, err_w));
+        let mut line = String::new();
+        if let Some(out) = child.stdout.take() {
+            let _ = BufReader::new(out).read_line(&mut line);
+        }
+        let _ = helper_exit.recv();
+        tracing::debug!(container.id = %id, create_us = started.elapsed().as_micros() as u64, "linux-create helper done");
+        let pid = match line.trim_end().split_once(' ') {
+            Some(("ok", pid)) => pid.parse::<i32>().map_err(|e| internal("helper's pid", e))?,
+            Some(("error", message)) => return Err(RemoteError::InvalidArgument(format!("creating container {id}: {message}"))),
+            _ => return Err(RemoteError::Internal(format!("creating container {id}: the helper said {line:?}"))),
+        };
+        let exit = reaper::watch(pid);
+        let (done_tx, done_rx) = channel();
+        pump(out_r, log.clone(), LogStream::Stdout, done_tx.clone());
+        pump(err_r, log.clone(), LogStream::Stderr, done_tx);
+        Ok(LinuxContainer {
+            id: id.to_string(),
+            spec: spec.clone(),
+            pid,
+            exit: Mutex::new(Some(exit)),
+            pumps_done: Mutex::new(Some(done_rx)),
+            log,
+            stdin: Mutex::new(spec.stdin.then(|| File::from(stdin_w))),
+        })
+    }
+
+    pub fn log(&self) -> Option<&Arc<CriLog>> {
+        self.log.as_ref()
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.pid
+    }
+
+    fn load(&self) -> Result<Container, RemoteError> {
+        Container::load(self.spec.state_root.join(&self.id)).map_err(|e| RemoteError::Internal(format!("container {}: {}", self.id, crate::chain(&e))))
+    }
+
+    /// Lets the waiting init exec the container's process.
+    pub fn start(&self) -> Result<(), RemoteError> {
+        self.load()?.start().map_err(|e| RemoteError::Internal(format!("starting container {}: {}", self.id, crate::chain(&e))))
+    }
+
+    /// Sends `signal` to the init process, or to every process of the container when `all`.
+    pub fn signal(&self, signal: i32, all: bool) {
+        let sig = match Signal::try_from(signal) {
+            Ok(s) => s,
+            Err(_) => Signal::try_from(libc::SIGKILL).expect("SIGKILL is a signal"),
+        };
+        match self.load().and_then(|mut c| c.kill(sig, all).map_err(|e| RemoteError::Internal(crate::chain(&e)))) {
+            Ok(()) => {}
+            // Gone already, or libcontainer's state says so: fall back to the pid we know.
+            Err(e) => {
+                tracing::debug!(container.id = %self.id, error = %e, "libcontainer kill; signalling the init pid");
+                // SAFETY: plain syscall; the pid is our unreaped child, so it cannot be reused.
+                unsafe {
+                    libc::kill(self.pid, signal);
+                }
+            }
+        }
+    }
+
+    /// Blocks until the init process has exited and the output is drained; returns how it ended.
+    /// Called once, by the container's waiter thread.
+    pub fn wait(&self) -> LinuxExit {
+        let status = self.exit.lock().unwrap_or_else(|e| e.into_inner()).take().and_then(|rx| rx.recv().ok());
+        let exit_code = status.map(reaper::exit_code).unwrap_or(255);
+        if let Some(done) = self.pumps_done.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            let deadline = Instant::now() + DRAIN_WAIT;
+            for _ in 0..2 {
+                match done.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                    Ok(()) => {}
+                    Err(RecvTimeoutError::Timeout) => {
+                        tracing::warn!(container.id = %self.id, "container output still open after its init exited");
+                        break;
+                    }
+                    Err(RecvTimeoutError::Disconnected) => break,
+                }
+            }
+        }
+        if let Some(log) = &self.log {
+            log.finish();
+        }
+        let oom_killed = self.spec.oom_events.as_deref().is_some_and(|f| oom_kills(f) > 0);
+        LinuxExit { exit_code, oom_killed }
+    }
+
+    /// Removes libcontainer's state and cgroup of an exited container.
+    pub fn delete(&self) {
+        match self.load() {
+            Ok(mut c) => {
+                if let Err(e) = c.delete(true) {
+                    tracing::warn!(container.id = %self.id, error = %crate::chain(&e), "deleting container state");
+                }
+            }
+            Err(e) => tracing::debug!(container.id = %self.id, error = %e, "no container state to delete"),
+        }
+    }
+
+    pub fn stop_signal(&self) -> i32 {
+        self.spec.stop_signal
+    }
+}
+
+fn pump(from: OwnedFd, log: Option<Arc<CriLog>>, stream: LogStream, done: Sender<()>) {
+    let spawned = std::thread::Builder::new().name("ctr-out".into()).spawn(move || {
+        let mut file = File::from(from);
+        let mut buf = vec![0u8; 32 * 1024];
+        loop {
+            match file.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    if let Some(log) = &log {
+                        log.write(stream, &buf[..n]);
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => break,
+            }
+        }
+        let _ = done.send(());
+    });
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "starting a container output pump");
+    }
+}
+
+/// `oom_kill` from a v1 `memory.oom_control` or v2 `memory.events` file (0 if unreadable).
+fn oom_kills(file: &Path) -> u64 {
+    std::fs::read_to_string(file)
+        .ok()
+        .and_then(|text| {
+            text.lines().find_map(|l| l.strip_prefix("oom_kill ").and_then(|v| v.trim().parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
+fn pipe() -> Result<(OwnedFd, OwnedFd), RemoteError> {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| internal("pipe", e))
+}
+
+fn high_dup(fd: &OwnedFd) -> Result<OwnedFd, RemoteError> {
+    let raw = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(10)).map_err(|e| internal("dup", e))?;
+    // SAFETY: fcntl just returned this new descriptor, owned by no one else.
+    Ok(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(raw) })
+}
+
+fn internal(what: &str, e: impl std::fmt::Display) -> RemoteError {
+    RemoteError::Internal(format!("{what}: {e}"))
+}
