@@ -18,7 +18,7 @@ pub struct Args {
     #[command(subcommand)]
     command: Option<Command>,
     #[command(flatten)]
-    agent: agent::Args,
+    agent: agent::AgentArgs,
 }
 
 #[derive(clap::Subcommand)]

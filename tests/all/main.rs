@@ -21,6 +21,7 @@ mod linux;
 mod logs;
 mod mounts;
 mod network;
+mod node;
 mod registry;
 mod resources;
 mod restart;

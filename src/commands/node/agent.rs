@@ -17,7 +17,7 @@ use wasmlet_kubelet::{cluster, cri, quantity, standalone, state_file};
 use super::RootFlag;
 
 #[derive(clap::Args)]
-pub struct Args {
+pub struct AgentArgs {
     /// Run the pods described by the YAML files of this folder (static pods).
     #[arg(long)]
     manifests: Option<PathBuf>,
@@ -58,7 +58,7 @@ pub struct Args {
     taints: Vec<String>,
 }
 
-pub fn main(args: Args) -> anyhow::Result<ExitCode> {
+pub fn main(args: AgentArgs) -> anyhow::Result<ExitCode> {
     if args.manifests.is_none() && args.kubeconfig.is_none() {
         bail!("give --manifests DIR (static pods), --kubeconfig FILE (cluster mode), or both");
     }
@@ -69,7 +69,7 @@ pub fn main(args: Args) -> anyhow::Result<ExitCode> {
     rt.block_on(run(args))
 }
 
-async fn run(args: Args) -> anyhow::Result<ExitCode> {
+async fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
     let root = args.root.root.clone();
     std::fs::create_dir_all(&root).with_context(|| format!("creating {}", root.display()))?;
     let reserved = Reserved {
