@@ -6,6 +6,7 @@
 //! state = "/run/wasmlet"
 //! cni_conf_dir = "/etc/cni/net.d"
 //! cni_bin_dirs = ["/opt/cni/bin", "/usr/lib/cni"]
+//! stream_address = "127.0.0.1:0"          # exec/attach/port-forward URLs (port 0: any free)
 //!
 //! [registries]
 //! insecure = ["registry.local:5000"]   # plain HTTP (loopback registries always are)
@@ -35,6 +36,8 @@ pub struct FileConfig {
     pub state: Option<PathBuf>,
     pub cni_conf_dir: Option<PathBuf>,
     pub cni_bin_dirs: Option<Vec<PathBuf>>,
+    /// Where the streaming server (exec, attach, port-forward) listens.
+    pub stream_address: Option<std::net::SocketAddr>,
     #[serde(default)]
     pub registries: RegistriesConfig,
 }
@@ -60,6 +63,8 @@ pub struct Paths {
     pub cni_conf_dir: PathBuf,
     pub cni_bin_dirs: Vec<PathBuf>,
     pub registries: wasmlet_image::RegistryOptions,
+    /// The config file's `stream_address`, if it has one.
+    pub stream_address: Option<std::net::SocketAddr>,
 }
 
 /// The flags that can override the file (shared by `daemon` and `image`).
@@ -103,6 +108,7 @@ impl PathFlags {
                 .filter(|d| !d.is_empty())
                 .or(file.cni_bin_dirs)
                 .unwrap_or_else(|| DEFAULT_CNI_BIN_DIRS.iter().map(PathBuf::from).collect()),
+            stream_address: file.stream_address,
             registries: {
                 let mut r = wasmlet_image::RegistryOptions::default();
                 r.insecure = file.registries.insecure.clone();
@@ -169,6 +175,15 @@ mod tests {
         assert_eq!(r.insecure, ["r:5000"]);
         assert_eq!(r.timeout, std::time::Duration::from_secs(7));
         assert_eq!(r.mirrors["docker.io"], ["http://127.0.0.1:5000"]);
+    }
+
+    #[test]
+    fn stream_address_from_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, "stream_address = \"127.0.0.1:10010\"\n").unwrap();
+        let flags = PathFlags { config: Some(file), socket: None, root: None, state: None, cni_conf_dir: None, cni_bin_dirs: vec![] };
+        assert_eq!(flags.resolve().unwrap().stream_address, Some("127.0.0.1:10010".parse().unwrap()));
     }
 
     #[test]

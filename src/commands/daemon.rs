@@ -7,10 +7,14 @@ use wasmlet_cri::Runtime;
 use crate::config::PathFlags;
 
 #[derive(clap::Args)]
-#[command(after_help = "Every path can be set by flag or in the TOML config file (keys: socket, root, state, cni_conf_dir, cni_bin_dirs); flags win.")]
+#[command(after_help = "Every path can be set by flag or in the TOML config file (keys: socket, root, state, cni_conf_dir, cni_bin_dirs, stream_address); flags win.")]
 pub struct Args {
     #[command(flatten)]
     paths: PathFlags,
+    /// Where the streaming server (exec, attach, port-forward URLs) listens; port 0 picks a free
+    /// one [default: 127.0.0.1:0].
+    #[arg(long)]
+    stream_address: Option<std::net::SocketAddr>,
 }
 
 pub fn main(args: Args, log_filter: &str) -> anyhow::Result<ExitCode> {
@@ -22,6 +26,9 @@ pub fn main(args: Args, log_filter: &str) -> anyhow::Result<ExitCode> {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     rt.block_on(async move {
         let runtime = Runtime::open(opts).await?;
+        let stream_address = args.stream_address.or(paths.stream_address).unwrap_or(([127, 0, 0, 1], 0).into());
+        let streaming = wasmlet_cri::streaming::start(&runtime, stream_address).await?;
+        tracing::info!(address = %streaming, "streaming server (exec, attach, port-forward) ready");
         let shutdown = async {
             let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
             tokio::select! {

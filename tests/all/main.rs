@@ -25,3 +25,4 @@ mod node;
 mod registry;
 mod resources;
 mod restart;
+mod streaming;

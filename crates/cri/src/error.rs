@@ -17,6 +17,8 @@ pub enum Error {
     FailedPrecondition(String),
     #[error("{0}")]
     Unimplemented(String),
+    #[error("{0}")]
+    DeadlineExceeded(String),
     #[error(transparent)]
     Shim(#[from] wasmlet_shim::Error),
     #[error(transparent)]
@@ -25,6 +27,8 @@ pub enum Error {
     Cgroup(#[from] wasmlet_cgroups::Error),
     #[error(transparent)]
     Network(#[from] wasmlet_cni::Error),
+    #[error(transparent)]
+    Streaming(#[from] wasmlet_streaming::Error),
     #[error("{op} {path}")]
     Io {
         op: &'static str,
@@ -50,11 +54,13 @@ impl Error {
             Error::InvalidArgument(_) => Code::InvalidArgument,
             Error::FailedPrecondition(_) => Code::FailedPrecondition,
             Error::Unimplemented(_) => Code::Unimplemented,
+            Error::DeadlineExceeded(_) => Code::DeadlineExceeded,
             Error::Io { .. } | Error::Internal(_) => Code::Internal,
             Error::Shim(e) => shim_code(e),
             Error::Image(e) => image_code(e),
             Error::Cgroup(e) => cgroup_code(e),
             Error::Network(e) => network_code(e),
+            Error::Streaming(e) => streaming_code(e),
         }
     }
 }
@@ -69,6 +75,15 @@ fn shim_code(e: &wasmlet_shim::Error) -> Code {
         S::Remote(RemoteError::Internal(_)) => Code::Internal,
         S::Unreachable { .. } => Code::Unavailable,
         S::Io { .. } | S::Protocol(_) | S::Spawn(_) | S::Wasm(_) => Code::Internal,
+    }
+}
+
+fn streaming_code(e: &wasmlet_streaming::Error) -> Code {
+    use wasmlet_streaming::Error as S;
+    match e {
+        S::InvalidArgument(_) => Code::InvalidArgument,
+        S::TooManyPending(_) => Code::ResourceExhausted,
+        S::Bind { .. } => Code::Unavailable,
     }
 }
 
@@ -135,6 +150,10 @@ mod tests {
             (Error::InvalidArgument("x".into()), Code::InvalidArgument),
             (Error::FailedPrecondition("x".into()), Code::FailedPrecondition),
             (Error::Unimplemented("x".into()), Code::Unimplemented),
+            (Error::DeadlineExceeded("x".into()), Code::DeadlineExceeded),
+            (Error::Streaming(wasmlet_streaming::Error::InvalidArgument("tty and stderr".into())), Code::InvalidArgument),
+            (Error::Streaming(wasmlet_streaming::Error::TooManyPending(1000)), Code::ResourceExhausted),
+            (Error::Streaming(wasmlet_streaming::Error::Bind { addr: ([127, 0, 0, 1], 1).into(), source: io() }), Code::Unavailable),
             (Error::Internal("x".into()), Code::Internal),
             (Error::Io { op: "reading", path: "/x".into(), source: io() }, Code::Internal),
             (Error::Shim(wasmlet_shim::Error::Remote(RemoteError::NotFound("c".into()))), Code::NotFound),

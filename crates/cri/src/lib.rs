@@ -18,6 +18,7 @@ mod recover;
 mod runtime;
 mod service;
 mod store;
+pub mod streaming;
 pub mod transport;
 
 pub use error::{Error, chain};

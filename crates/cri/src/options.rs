@@ -27,6 +27,9 @@ pub struct RuntimeOptions {
     pub cni_bin_dirs: Vec<PathBuf>,
     /// Registry settings for pulls: plain-HTTP hosts, timeout.
     pub registries: wasmlet_image::RegistryOptions,
+    /// The streaming server of Exec, Attach and PortForward, once the daemon started it
+    /// ([`crate::streaming::start`]); `wasmlet run` has none.
+    pub streaming: Arc<std::sync::OnceLock<wasmlet_streaming::Server>>,
 }
 
 impl RuntimeOptions {
@@ -43,6 +46,7 @@ impl RuntimeOptions {
             cni_conf_dir: "/etc/cni/net.d".into(),
             cni_bin_dirs: vec!["/opt/cni/bin".into(), "/usr/lib/cni".into()],
             registries: Default::default(),
+            streaming: Default::default(),
         }
     }
 

@@ -92,12 +92,12 @@ service! {
         list_container_stats(cri::ListContainerStatsRequest) -> cri::ListContainerStatsResponse;
         pod_sandbox_stats(cri::PodSandboxStatsRequest) -> cri::PodSandboxStatsResponse;
         list_pod_sandbox_stats(cri::ListPodSandboxStatsRequest) -> cri::ListPodSandboxStatsResponse;
+        exec_sync(cri::ExecSyncRequest) -> cri::ExecSyncResponse;
+        exec(cri::ExecRequest) -> cri::ExecResponse;
+        attach(cri::AttachRequest) -> cri::AttachResponse;
+        port_forward(cri::PortForwardRequest) -> cri::PortForwardResponse;
     }
     unimplemented {
-        exec_sync(cri::ExecSyncRequest) -> cri::ExecSyncResponse: "Wasm containers cannot exec a process";
-        exec(cri::ExecRequest) -> cri::ExecResponse: "there is no streaming server yet";
-        attach(cri::AttachRequest) -> cri::AttachResponse: "there is no streaming server yet";
-        port_forward(cri::PortForwardRequest) -> cri::PortForwardResponse: "there is no streaming server yet";
         checkpoint_container(cri::CheckpointContainerRequest) -> cri::CheckpointContainerResponse: "checkpointing is not supported";
         list_metric_descriptors(cri::ListMetricDescriptorsRequest) -> cri::ListMetricDescriptorsResponse: "metrics arrive with cgroup support";
         list_pod_sandbox_metrics(cri::ListPodSandboxMetricsRequest) -> cri::ListPodSandboxMetricsResponse: "metrics arrive with cgroup support";

@@ -80,10 +80,13 @@ const MAX_FDS: usize = 8;
 
 /// What an exec in a container runs against, from the supervisor.
 pub(crate) enum ExecTarget {
-    Wasm { engine: Engine, spec: WasmSpec },
-    /// A Linux container: its exec is the Linux executor's to run.
-    #[allow(dead_code, reason = "built once the supervisor holds Linux containers")]
-    Linux,
+    Wasm {
+        engine: Engine,
+        spec: WasmSpec,
+    },
+    /// A Linux container: its exec is a process made by libcontainer in the container's
+    /// namespaces and cgroup (see [`crate::linux::exec`]).
+    Linux(Arc<crate::linux::process::LinuxContainer>),
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -97,7 +100,10 @@ pub(crate) fn read_request(conn: &UnixStream) -> std::io::Result<(String, Vec<Ow
         let mut buf = [0u8; 4096];
         // Room for MAX_FDS descriptors; u64 for cmsghdr's alignment.
         let mut control = [0u64; 8];
-        let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
+        let mut iov = libc::iovec {
+            iov_base: buf.as_mut_ptr().cast(),
+            iov_len: buf.len(),
+        };
         // SAFETY: msghdr is plain data; every pointer set below outlives the call.
         let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
         msg.msg_iov = &mut iov;
@@ -120,7 +126,8 @@ pub(crate) fn read_request(conn: &UnixStream) -> std::io::Result<(String, Vec<Ow
             while !c.is_null() {
                 if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
                     let data = libc::CMSG_DATA(c).cast::<libc::c_int>();
-                    let count = ((*c).cmsg_len as usize - libc::CMSG_LEN(0) as usize) / std::mem::size_of::<libc::c_int>();
+                    let count = ((*c).cmsg_len as usize - libc::CMSG_LEN(0) as usize)
+                        / std::mem::size_of::<libc::c_int>();
                     for i in 0..count {
                         fds.push(OwnedFd::from_raw_fd(std::ptr::read_unaligned(data.add(i))));
                     }
@@ -129,7 +136,9 @@ pub(crate) fn read_request(conn: &UnixStream) -> std::io::Result<(String, Vec<Ow
             }
         }
         if msg.msg_flags & libc::MSG_CTRUNC != 0 {
-            return Err(std::io::Error::other(format!("more than {MAX_FDS} descriptors came with the request")));
+            return Err(std::io::Error::other(format!(
+                "more than {MAX_FDS} descriptors came with the request"
+            )));
         }
         if n == 0 {
             break;
@@ -143,15 +152,23 @@ pub(crate) fn read_request(conn: &UnixStream) -> std::io::Result<(String, Vec<Ow
             return Err(std::io::Error::other("request line too long"));
         }
     }
-    String::from_utf8(line).map(|l| (l, fds)).map_err(std::io::Error::other)
+    String::from_utf8(line)
+        .map(|l| (l, fds))
+        .map_err(std::io::Error::other)
 }
 
 /// Writes `bytes` with `fds` attached to the first byte (the daemon's side).
-async fn send_with_fds(stream: &mut tokio::net::UnixStream, bytes: &[u8], fds: &[RawFd]) -> std::io::Result<()> {
+async fn send_with_fds(
+    stream: &mut tokio::net::UnixStream,
+    bytes: &[u8],
+    fds: &[RawFd],
+) -> std::io::Result<()> {
     use tokio::io::AsyncWriteExt;
     let sent = loop {
         stream.writable().await?;
-        match stream.try_io(tokio::io::Interest::WRITABLE, || sendmsg(stream.as_raw_fd(), bytes, fds)) {
+        match stream.try_io(tokio::io::Interest::WRITABLE, || {
+            sendmsg(stream.as_raw_fd(), bytes, fds)
+        }) {
             Ok(n) => break n,
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
             Err(e) => return Err(e),
@@ -162,7 +179,10 @@ async fn send_with_fds(stream: &mut tokio::net::UnixStream, bytes: &[u8], fds: &
 
 fn sendmsg(sock: RawFd, bytes: &[u8], fds: &[RawFd]) -> std::io::Result<usize> {
     let mut control = [0u64; 8];
-    let mut iov = libc::iovec { iov_base: bytes.as_ptr() as *mut _, iov_len: bytes.len() };
+    let mut iov = libc::iovec {
+        iov_base: bytes.as_ptr() as *mut _,
+        iov_len: bytes.len(),
+    };
     // SAFETY: msghdr is plain data; the pointers set below outlive the call.
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
     msg.msg_iov = &mut iov;
@@ -183,7 +203,11 @@ fn sendmsg(sock: RawFd, bytes: &[u8], fds: &[RawFd]) -> std::io::Result<usize> {
     }
     // SAFETY: sendmsg reads only the buffers msg points at.
     let n = unsafe { libc::sendmsg(sock, &msg, libc::MSG_NOSIGNAL) };
-    if n < 0 { Err(std::io::Error::last_os_error()) } else { Ok(n as usize) }
+    if n < 0 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
 }
 
 fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
@@ -224,44 +248,77 @@ impl ExecSession {
     }
 }
 
-async fn next_response(lines: &mut tokio::io::Lines<tokio::io::BufReader<tokio::net::UnixStream>>) -> Result<Response, Error> {
+async fn next_response(
+    lines: &mut tokio::io::Lines<tokio::io::BufReader<tokio::net::UnixStream>>,
+) -> Result<Response, Error> {
     let line = lines
         .next_line()
         .await
         .map_err(|e| Error::Protocol(format!("reading from the shim: {e}")))?
-        .ok_or_else(|| Error::Protocol("the shim closed the exec connection without answering".into()))?;
+        .ok_or_else(|| {
+            Error::Protocol("the shim closed the exec connection without answering".into())
+        })?;
     serde_json::from_str(&line).map_err(|e| Error::Protocol(format!("bad response: {e}")))
 }
 
 impl ShimClient {
     /// Starts `spec` in container `id` with new pipes for the streams it asks for; returns once
     /// the shim runs it (a refusal, e.g. an unknown container, is the error).
-    pub async fn exec(&self, id: &str, exec_id: &str, spec: ExecSpec) -> Result<(ExecSession, ExecPipes), Error> {
+    pub async fn exec(
+        &self,
+        id: &str,
+        exec_id: &str,
+        spec: ExecSpec,
+    ) -> Result<(ExecSession, ExecPipes), Error> {
         use tokio::io::AsyncBufReadExt;
-        let io = |op| move |e: std::io::Error| Error::Io { op, path: PathBuf::from("pipe"), source: e };
+        let io = |op| {
+            move |e: std::io::Error| Error::Io {
+                op,
+                path: PathBuf::from("pipe"),
+                source: e,
+            }
+        };
         let mut pipes = ExecPipes::default();
         let mut theirs = Vec::new();
         if spec.stdin {
             let (r, w) = pipe().map_err(io("creating the stdin pipe"))?;
-            pipes.stdin = Some(pipe::Sender::from_owned_fd(w).map_err(io("registering the stdin pipe"))?);
+            pipes.stdin =
+                Some(pipe::Sender::from_owned_fd(w).map_err(io("registering the stdin pipe"))?);
             theirs.push(r);
         }
-        for (wanted, slot) in [(spec.stdout, &mut pipes.stdout), (spec.stderr, &mut pipes.stderr)] {
+        for (wanted, slot) in [
+            (spec.stdout, &mut pipes.stdout),
+            (spec.stderr, &mut pipes.stderr),
+        ] {
             if wanted {
                 let (r, w) = pipe().map_err(io("creating an output pipe"))?;
-                *slot = Some(pipe::Receiver::from_owned_fd(r).map_err(io("registering an output pipe"))?);
+                *slot = Some(
+                    pipe::Receiver::from_owned_fd(r).map_err(io("registering an output pipe"))?,
+                );
                 theirs.push(w);
             }
         }
         let socket = self.socket_path();
         let mut stream = tokio::net::UnixStream::connect(&socket)
             .await
-            .map_err(|source| Error::Unreachable { path: socket.to_owned(), source })?;
-        let request = Request::Exec { id: id.into(), exec_id: exec_id.into(), spec };
+            .map_err(|source| Error::Unreachable {
+                path: socket.to_owned(),
+                source,
+            })?;
+        let request = Request::Exec {
+            id: id.into(),
+            exec_id: exec_id.into(),
+            spec,
+        };
         let mut line = serde_json::to_vec(&request).map_err(|e| Error::Protocol(e.to_string()))?;
         line.push(b'\n');
         let raw: Vec<RawFd> = theirs.iter().map(|f| f.as_raw_fd()).collect();
-        send_with_fds(&mut stream, &line, &raw).await.map_err(|source| Error::Unreachable { path: socket.to_owned(), source })?;
+        send_with_fds(&mut stream, &line, &raw)
+            .await
+            .map_err(|source| Error::Unreachable {
+                path: socket.to_owned(),
+                source,
+            })?;
         // The shim has its copies now.
         drop(theirs);
         let mut lines = tokio::io::BufReader::new(stream).lines();
@@ -274,7 +331,12 @@ impl ShimClient {
 
     /// Tells exec `exec_id` its terminal's new size.
     pub async fn exec_resize(&self, exec_id: &str, size: TerminalSize) -> Result<(), Error> {
-        self.call(&Request::ExecResize { exec_id: exec_id.into(), size }).await.map(drop)
+        self.call(&Request::ExecResize {
+            exec_id: exec_id.into(),
+            size,
+        })
+        .await
+        .map(drop)
     }
 }
 
@@ -284,8 +346,8 @@ impl ShimClient {
 /// Why an exec is being stopped.
 const RUNNING: u8 = 0;
 const FINISHED: u8 = 1;
-const TIMED_OUT: u8 = 2;
-const KILLED: u8 = 3;
+pub(crate) const TIMED_OUT: u8 = 2;
+pub(crate) const KILLED: u8 = 3;
 
 /// Stops one exec: a flag its epoch callback reads, the engine's epoch bumped so a guest in a
 /// loop notices, and a wake-up for a guest waiting in a host call.
@@ -297,7 +359,11 @@ struct Stop {
 
 impl Stop {
     fn kill(&self, why: u8) {
-        if self.state.compare_exchange(RUNNING, why, Ordering::SeqCst, Ordering::SeqCst).is_ok() {
+        if self
+            .state
+            .compare_exchange(RUNNING, why, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+        {
             self.wake.notify_one();
             self.engine.increment_epoch();
         }
@@ -327,31 +393,50 @@ pub(crate) fn container_exited(container_id: &str) {
 
 /// `ExecResize`: a Wasm guest has no terminal, so there is nothing to tell it.
 pub(crate) fn resize(exec_id: &str, _size: TerminalSize) -> Response {
-    if running().lock().unwrap_or_else(|e| e.into_inner()).contains_key(exec_id) {
+    if running()
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .contains_key(exec_id)
+    {
         Response::Ok
     } else {
-        Response::Error(RemoteError::NotFound(format!("exec {exec_id} is not running in this shim")))
+        Response::Error(RemoteError::NotFound(format!(
+            "exec {exec_id} is not running in this shim"
+        )))
     }
 }
 
-fn respond(mut conn: &UnixStream, response: &Response) -> std::io::Result<()> {
+pub(crate) fn respond(mut conn: &UnixStream, response: &Response) -> std::io::Result<()> {
     let mut bytes = serde_json::to_vec(response).map_err(std::io::Error::other)?;
     bytes.push(b'\n');
     conn.write_all(&bytes)
 }
 
 /// Serves one `Exec` request on its connection, until the exec ends.
-pub(crate) fn serve(conn: UnixStream, target: Result<ExecTarget, RemoteError>, id: String, exec_id: String, spec: ExecSpec, fds: Vec<OwnedFd>) -> std::io::Result<()> {
-    let wanted = [spec.stdin, spec.stdout, spec.stderr].iter().filter(|w| **w).count();
+pub(crate) fn serve(
+    conn: UnixStream,
+    target: Result<ExecTarget, RemoteError>,
+    id: String,
+    exec_id: String,
+    spec: ExecSpec,
+    fds: Vec<OwnedFd>,
+) -> std::io::Result<()> {
+    let wanted = [spec.stdin, spec.stdout, spec.stderr]
+        .iter()
+        .filter(|w| **w)
+        .count();
     if fds.len() != wanted || spec.argv.is_empty() {
-        let msg = format!("exec wants {wanted} stdio descriptors and an argv; {} came, argv {:?}", fds.len(), spec.argv);
+        let msg = format!(
+            "exec wants {wanted} stdio descriptors and an argv; {} came, argv {:?}",
+            fds.len(),
+            spec.argv
+        );
         return respond(&conn, &Response::Error(RemoteError::InvalidArgument(msg)));
     }
     let (engine, container) = match target {
         Ok(ExecTarget::Wasm { engine, spec }) => (engine, spec),
-        Ok(ExecTarget::Linux) => {
-            let msg = format!("exec in Linux container {id} is not supported by this shim yet");
-            return respond(&conn, &Response::Error(RemoteError::FailedPrecondition(msg)));
+        Ok(ExecTarget::Linux(container)) => {
+            return crate::linux::exec::serve(conn, &container, &id, &exec_id, &spec, fds);
         }
         Err(e) => return respond(&conn, &Response::Error(e)),
     };
@@ -359,38 +444,78 @@ pub(crate) fn serve(conn: UnixStream, target: Result<ExecTarget, RemoteError>, i
     let stdin = spec.stdin.then(|| fds.next()).flatten();
     let stdout = spec.stdout.then(|| fds.next()).flatten();
     let stderr = spec.stderr.then(|| fds.next()).flatten();
-    let stop = Arc::new(Stop { state: AtomicU8::new(RUNNING), wake: Notify::new(), engine: engine.clone() });
-    running().lock().unwrap_or_else(|e| e.into_inner()).insert(exec_id.clone(), (id.clone(), Arc::clone(&stop)));
+    let stop = Arc::new(Stop {
+        state: AtomicU8::new(RUNNING),
+        wake: Notify::new(),
+        engine: engine.clone(),
+    });
+    running()
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(exec_id.clone(), (id.clone(), Arc::clone(&stop)));
     let start = Instant::now();
     respond(&conn, &Response::Ok)?;
-    let watcher = watch(conn.try_clone()?, Arc::clone(&stop), spec.timeout_ms.map(Duration::from_millis));
-    let exit = run_wasm(&engine, &container, &spec, Stdio { stdin, stdout, stderr }, &stop);
-    running().lock().unwrap_or_else(|e| e.into_inner()).remove(&exec_id);
-    let _ = stop.state.compare_exchange(RUNNING, FINISHED, Ordering::SeqCst, Ordering::SeqCst);
+    let killer = Arc::clone(&stop);
+    let watcher = watch(
+        conn.try_clone()?,
+        spec.timeout_ms.map(Duration::from_millis),
+        move |why| killer.kill(why),
+    );
+    let exit = run_wasm(
+        &engine,
+        &container,
+        &spec,
+        Stdio {
+            stdin,
+            stdout,
+            stderr,
+        },
+        &stop,
+    );
+    running()
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(&exec_id);
+    let _ = stop
+        .state
+        .compare_exchange(RUNNING, FINISHED, Ordering::SeqCst, Ordering::SeqCst);
     let _ = conn.shutdown(std::net::Shutdown::Read);
     let _ = watcher.join();
     tracing::info!(container.id = %id, exec.id = %exec_id, exit_code = exit.exit_code, reason = %exit.reason, exec.us = start.elapsed().as_micros() as u64, "exec ended");
     respond(&conn, &Response::ExecExited(exit))
 }
 
-/// Watches the daemon's end: a hang-up kills the exec, and so does the timeout.
-fn watch(conn: UnixStream, stop: Arc<Stop>, timeout: Option<Duration>) -> std::thread::JoinHandle<()> {
+/// Watches the daemon's end: a hang-up kills the exec (`kill(KILLED)`), and so does the timeout
+/// (`kill(TIMED_OUT)`). Returns once either happened or the connection's read side is shut down.
+pub(crate) fn watch(
+    conn: UnixStream,
+    timeout: Option<Duration>,
+    kill: impl Fn(u8) + Send + 'static,
+) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         let deadline = timeout.map(|t| Instant::now() + t);
         let mut buf = [0u8; 64];
         loop {
-            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()).max(Duration::from_millis(1)));
+            let left = deadline.map(|d| {
+                d.saturating_duration_since(Instant::now())
+                    .max(Duration::from_millis(1))
+            });
             let _ = conn.set_read_timeout(left);
             match (&conn).read(&mut buf) {
-                Ok(0) => return stop.kill(KILLED),
+                Ok(0) => return kill(KILLED),
                 Ok(_) => {}
-                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
                     if deadline.is_some_and(|d| Instant::now() >= d) {
-                        return stop.kill(TIMED_OUT);
+                        return kill(TIMED_OUT);
                     }
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(_) => return stop.kill(KILLED),
+                Err(_) => return kill(KILLED),
             }
         }
     })
@@ -415,7 +540,10 @@ struct P2Host {
 
 impl WasiView for P2Host {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.ctx, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.ctx,
+            table: &mut self.table,
+        }
     }
 }
 
@@ -431,9 +559,11 @@ fn linkers(engine: &Engine) -> Result<&'static Linkers, String> {
         return Ok(l);
     }
     let mut p1 = Linker::new(engine);
-    wasmtime_wasi::p1::add_to_linker_async(&mut p1, |h: &mut P1Host| &mut h.wasi).map_err(|e| format!("linking WASI p1: {e:#}"))?;
+    wasmtime_wasi::p1::add_to_linker_async(&mut p1, |h: &mut P1Host| &mut h.wasi)
+        .map_err(|e| format!("linking WASI p1: {e:#}"))?;
     let mut p2 = ComponentLinker::new(engine);
-    wasmtime_wasi::p2::add_to_linker_async(&mut p2).map_err(|e| format!("linking WASI p2: {e:#}"))?;
+    wasmtime_wasi::p2::add_to_linker_async(&mut p2)
+        .map_err(|e| format!("linking WASI p2: {e:#}"))?;
     Ok(LINKERS.get_or_init(|| Linkers { p1, p2 }))
 }
 
@@ -462,31 +592,57 @@ fn program(engine: &Engine, container: &WasmSpec, argv0: &str) -> Result<Program
         let bytes = std::fs::read(&host).map_err(|e| format!("reading {}: {e}", host.display()))?;
         return match wasmlet_wasm::detect_kind(&bytes).map_err(|e| format!("{argv0}: {e}"))? {
             wasmlet_wasm::ArtifactKind::Module => Module::new(engine, &bytes).map(Program::Module),
-            wasmlet_wasm::ArtifactKind::Component => Component::new(engine, &bytes).map(Program::Component),
+            wasmlet_wasm::ArtifactKind::Component => {
+                Component::new(engine, &bytes).map(Program::Component)
+            }
         }
         .map_err(|e| format!("compiling {argv0}: {e:#}"));
     }
     if container.component {
-        wasmlet_wasm::load_component(engine, &container.artifact).map(Program::Component).map_err(|e| e.to_string())
+        wasmlet_wasm::load_component(engine, &container.artifact)
+            .map(Program::Component)
+            .map_err(|e| e.to_string())
     } else {
-        wasmlet_wasm::load_module(engine, &container.artifact).map(Program::Module).map_err(|e| e.to_string())
+        wasmlet_wasm::load_module(engine, &container.artifact)
+            .map(Program::Module)
+            .map_err(|e| e.to_string())
     }
 }
 
 fn exit(code: i32, reason: &str, message: String) -> ExecExit {
-    ExecExit { exit_code: code, reason: reason.into(), message }
+    ExecExit {
+        exit_code: code,
+        reason: reason.into(),
+        message,
+    }
 }
 
 /// Runs the exec on the calling thread, which first joins the container's cgroup.
-fn run_wasm(engine: &Engine, container: &WasmSpec, spec: &ExecSpec, stdio: Stdio, stop: &Arc<Stop>) -> ExecExit {
+fn run_wasm(
+    engine: &Engine,
+    container: &WasmSpec,
+    spec: &ExecSpec,
+    stdio: Stdio,
+    stop: &Arc<Stop>,
+) -> ExecExit {
     for file in &container.cgroup_tasks {
         // SAFETY: gettid has no arguments and cannot fail.
         let tid = unsafe { libc::gettid() };
         if let Err(e) = std::fs::write(file, tid.to_string()) {
-            return exit(1, "Error", format!("moving the exec thread into the container's cgroup ({}): {e}", file.display()));
+            return exit(
+                1,
+                "Error",
+                format!(
+                    "moving the exec thread into the container's cgroup ({}): {e}",
+                    file.display()
+                ),
+            );
         }
     }
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => return exit(1, "Error", format!("creating the exec's runtime: {e}")),
     };
@@ -506,7 +662,13 @@ fn run_wasm(engine: &Engine, container: &WasmSpec, spec: &ExecSpec, stdio: Stdio
         };
         let result = match program {
             Program::Module(module) => {
-                let mut store = Store::new(engine, P1Host { wasi: b.build_p1(), limiter });
+                let mut store = Store::new(
+                    engine,
+                    P1Host {
+                        wasi: b.build_p1(),
+                        limiter,
+                    },
+                );
                 store.limiter(|h| &mut h.limiter);
                 arm_epoch(&mut store, stop);
                 let run = async {
@@ -518,11 +680,19 @@ fn run_wasm(engine: &Engine, container: &WasmSpec, spec: &ExecSpec, stdio: Stdio
                 (r, store.data().limiter.exceeded)
             }
             Program::Component(component) => {
-                let mut store = Store::new(engine, P2Host { ctx: b.build(), table: ResourceTable::new(), limiter });
+                let mut store = Store::new(
+                    engine,
+                    P2Host {
+                        ctx: b.build(),
+                        table: ResourceTable::new(),
+                        limiter,
+                    },
+                );
                 store.limiter(|h| &mut h.limiter);
                 arm_epoch(&mut store, stop);
                 let run = async {
-                    let command = Command::instantiate_async(&mut store, &component, &linkers.p2).await?;
+                    let command =
+                        Command::instantiate_async(&mut store, &component, &linkers.p2).await?;
                     let ok = command.wasi_cli_run().call_run(&mut store).await?;
                     Ok(if ok.is_ok() { 0 } else { 1 })
                 };
@@ -536,14 +706,20 @@ fn run_wasm(engine: &Engine, container: &WasmSpec, spec: &ExecSpec, stdio: Stdio
     outcome
 }
 
-fn wasi_builder(container: &WasmSpec, spec: &ExecSpec, stdio: Stdio) -> Result<WasiCtxBuilder, String> {
+fn wasi_builder(
+    container: &WasmSpec,
+    spec: &ExecSpec,
+    stdio: Stdio,
+) -> Result<WasiCtxBuilder, String> {
     let mut b = WasiCtxBuilder::new();
     b.args(&spec.argv);
     b.envs(&container.env);
     b.envs(&spec.env);
     let io = |what: &str, e: std::io::Error| format!("the exec's {what}: {e}");
     if let Some(fd) = stdio.stdin {
-        b.stdin(AsyncStdinStream::new(pipe::Receiver::from_owned_fd(fd).map_err(|e| io("stdin", e))?));
+        b.stdin(AsyncStdinStream::new(
+            pipe::Receiver::from_owned_fd(fd).map_err(|e| io("stdin", e))?,
+        ));
     }
     // With a terminal, stderr shares stdout (the client has one stream to show).
     let stderr = match (stdio.stderr, &stdio.stdout) {
@@ -552,19 +728,35 @@ fn wasi_builder(container: &WasmSpec, spec: &ExecSpec, stdio: Stdio) -> Result<W
         (None, _) => None,
     };
     if let Some(fd) = stdio.stdout {
-        b.stdout(AsyncStdoutStream::new(64 * 1024, pipe::Sender::from_owned_fd(fd).map_err(|e| io("stdout", e))?));
+        b.stdout(AsyncStdoutStream::new(
+            64 * 1024,
+            pipe::Sender::from_owned_fd(fd).map_err(|e| io("stdout", e))?,
+        ));
     }
     if let Some(fd) = stderr {
-        b.stderr(AsyncStdoutStream::new(64 * 1024, pipe::Sender::from_owned_fd(fd).map_err(|e| io("stderr", e))?));
+        b.stderr(AsyncStdoutStream::new(
+            64 * 1024,
+            pipe::Sender::from_owned_fd(fd).map_err(|e| io("stderr", e))?,
+        ));
     }
     b.inherit_network();
     b.allow_tcp(true);
     b.allow_udp(true);
     b.allow_ip_name_lookup(true);
     for p in &container.preopens {
-        let perms = if p.readonly { FsPerms::ReadOnly } else { FsPerms::ReadWrite };
+        let perms = if p.readonly {
+            FsPerms::ReadOnly
+        } else {
+            FsPerms::ReadWrite
+        };
         b.preopened_dir(&p.host_path, &p.guest_path, perms)
-            .map_err(|e| format!("preopening {} at {}: {e:#}", p.host_path.display(), p.guest_path))?;
+            .map_err(|e| {
+                format!(
+                    "preopening {} at {}: {e:#}",
+                    p.host_path.display(),
+                    p.guest_path
+                )
+            })?;
     }
     Ok(b)
 }
@@ -572,7 +764,13 @@ fn wasi_builder(container: &WasmSpec, spec: &ExecSpec, stdio: Stdio) -> Result<W
 fn arm_epoch<T: 'static>(store: &mut Store<T>, stop: &Arc<Stop>) {
     let stop = Arc::clone(stop);
     store.set_epoch_deadline(1);
-    store.epoch_deadline_callback(move |_| Ok(if stop.stopped() { UpdateDeadline::Interrupt } else { UpdateDeadline::Continue(1) }));
+    store.epoch_deadline_callback(move |_| {
+        Ok(if stop.stopped() {
+            UpdateDeadline::Interrupt
+        } else {
+            UpdateDeadline::Continue(1)
+        })
+    });
 }
 
 /// Runs `fut` until it ends or the exec is stopped (`None`).
@@ -618,18 +816,25 @@ mod tests {
     fn descriptors_travel_with_the_request_line() {
         let (a, b) = UnixStream::pair().unwrap();
         let (r, w) = pipe().unwrap();
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
         rt.block_on(async {
             a.set_nonblocking(true).unwrap();
             let mut a = tokio::net::UnixStream::from_std(a).unwrap();
-            send_with_fds(&mut a, b"{\"x\":1}\n", &[w.as_raw_fd()]).await.unwrap();
+            send_with_fds(&mut a, b"{\"x\":1}\n", &[w.as_raw_fd()])
+                .await
+                .unwrap();
         });
         drop(w);
         let (line, fds) = read_request(&b).unwrap();
         assert_eq!(line, "{\"x\":1}");
         assert_eq!(fds.len(), 1);
         // The received descriptor is the pipe's write end: what goes in comes out of `r`.
-        std::fs::File::from(fds.into_iter().next().unwrap()).write_all(b"hi").unwrap();
+        std::fs::File::from(fds.into_iter().next().unwrap())
+            .write_all(b"hi")
+            .unwrap();
         let mut got = [0u8; 2];
         std::fs::File::from(r).read_exact(&mut got).unwrap();
         assert_eq!(&got, b"hi");
@@ -645,8 +850,25 @@ mod tests {
 
     #[test]
     fn an_exec_request_round_trips() {
-        let spec = ExecSpec { argv: vec!["app".into(), "--version".into()], tty: true, terminal: Some(TerminalSize { width: 80, height: 24 }), stdout: true, timeout_ms: Some(5000), ..Default::default() };
-        let line = serde_json::to_string(&Request::Exec { id: "c".into(), exec_id: "e".into(), spec: spec.clone() }).unwrap();
-        assert!(matches!(serde_json::from_str(&line).unwrap(), Request::Exec { spec: s, .. } if s == spec));
+        let spec = ExecSpec {
+            argv: vec!["app".into(), "--version".into()],
+            tty: true,
+            terminal: Some(TerminalSize {
+                width: 80,
+                height: 24,
+            }),
+            stdout: true,
+            timeout_ms: Some(5000),
+            ..Default::default()
+        };
+        let line = serde_json::to_string(&Request::Exec {
+            id: "c".into(),
+            exec_id: "e".into(),
+            spec: spec.clone(),
+        })
+        .unwrap();
+        assert!(
+            matches!(serde_json::from_str(&line).unwrap(), Request::Exec { spec: s, .. } if s == spec)
+        );
     }
 }

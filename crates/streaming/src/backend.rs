@@ -70,9 +70,18 @@ pub struct BackendError(pub String);
 #[async_trait::async_trait]
 pub trait Backend: Send + Sync + 'static {
     /// Runs `cmd` in the container; returns its exit code.
-    async fn exec(&self, container_id: &str, cmd: &[String], stdio: Stdio) -> Result<i32, BackendError>;
+    async fn exec(
+        &self,
+        container_id: &str,
+        cmd: &[String],
+        stdio: Stdio,
+    ) -> Result<i32, BackendError>;
     /// Attaches to the container's own streams until it exits (its exit code) or the client leaves.
     async fn attach(&self, container_id: &str, stdio: Stdio) -> Result<i32, BackendError>;
     /// Connects to `port` on the pod's loopback, inside the pod's network namespace.
-    async fn port_forward(&self, sandbox_id: &str, port: u16) -> Result<Box<dyn PodConnection>, BackendError>;
+    async fn port_forward(
+        &self,
+        sandbox_id: &str,
+        port: u16,
+    ) -> Result<Box<dyn PodConnection>, BackendError>;
 }

@@ -24,7 +24,11 @@ pub enum FrameError {
     #[error("SPDY version {0} is not supported (only 3)")]
     Version(u16),
     #[error("{kind} frame of {len} bytes exceeds the limit of {limit}")]
-    TooLarge { kind: &'static str, len: usize, limit: usize },
+    TooLarge {
+        kind: &'static str,
+        len: usize,
+        limit: usize,
+    },
     #[error("malformed {0} frame")]
     Malformed(&'static str),
     #[error("stream id 0 is not allowed in a {0} frame")]

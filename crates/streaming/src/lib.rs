@@ -23,6 +23,15 @@ mod tokens;
 mod writer;
 mod ws;
 
-pub use backend::{AttachRequest, Backend, BackendError, ExecRequest, PodConnection, PortForwardRequest, Stdio, TerminalSize};
+pub use backend::{
+    AttachRequest, Backend, BackendError, ExecRequest, PodConnection, PortForwardRequest, Stdio,
+    TerminalSize,
+};
 pub use error::{Error, FrameError, WsError};
 pub use server::{Config, Server};
+
+/// The SPDY/3 header-compression dictionary, for a client of this server to prime its zlib
+/// streams with (the end-to-end tests have such a client).
+pub fn spdy_header_dictionary() -> &'static [u8] {
+    spdy::dictionary()
+}

@@ -42,7 +42,9 @@ struct HalfPair {
 /// Checks a stream's `port` and `streamType` headers as kubelet does.
 fn stream_port(s: &IncomingStream) -> Result<(u16, bool), String> {
     let port = s.headers.get("port").ok_or("\"port\" header is required")?;
-    let port: u16 = port.parse().map_err(|e| format!("unable to parse {port:?} as a port: {e}"))?;
+    let port: u16 = port
+        .parse()
+        .map_err(|e| format!("unable to parse {port:?} as a port: {e}"))?;
     if port == 0 {
         return Err("port \"0\" must be > 0".into());
     }
@@ -54,7 +56,11 @@ fn stream_port(s: &IncomingStream) -> Result<(u16, bool), String> {
     }
 }
 
-pub(crate) async fn serve_spdy<T: AsyncRead + AsyncWrite + Send + 'static>(io: T, sandbox_id: String, backend: Arc<dyn Backend>) {
+pub(crate) async fn serve_spdy<T: AsyncRead + AsyncWrite + Send + 'static>(
+    io: T,
+    sandbox_id: String,
+    backend: Arc<dyn Backend>,
+) {
     let mut session = spdy::Session::start(io);
     let closed = session.closed();
     tokio::pin!(closed);
@@ -118,21 +124,36 @@ pub(crate) async fn serve_ws<T: AsyncRead + AsyncWrite + Send + 'static>(
     ports: Vec<u16>,
     backend: Arc<dyn Backend>,
 ) {
-    let codec = if protocol.contains("base64") { ws::Codec::Base64 } else { ws::Codec::Binary };
+    let codec = if protocol.contains("base64") {
+        ws::Codec::Base64
+    } else {
+        ws::Codec::Binary
+    };
     let readable: Vec<bool> = ports.iter().flat_map(|_| [true, false]).collect();
     let mut session = ws::Session::start(io, codec, false, &readable);
     let mut forwards = JoinSet::new();
     for (i, port) in ports.iter().enumerate() {
         let (data, error) = ((2 * i) as u8, (2 * i + 1) as u8);
         let prefix = Bytes::copy_from_slice(&port.to_le_bytes());
-        let _ = session.out.send(ws::Out::Channel(data, prefix.clone())).await;
+        let _ = session
+            .out
+            .send(ws::Out::Channel(data, prefix.clone()))
+            .await;
         let _ = session.out.send(ws::Out::Channel(error, prefix)).await;
-        let Some(data_in) = session.inputs[2 * i].take() else { continue };
+        let Some(data_in) = session.inputs[2 * i].take() else {
+            continue;
+        };
         let pair = Pair {
             port: *port,
             data_in,
-            data_out: Writer::Ws { out: session.out.clone(), channel: data },
-            error: Writer::Ws { out: session.out.clone(), channel: error },
+            data_out: Writer::Ws {
+                out: session.out.clone(),
+                channel: data,
+            },
+            error: Writer::Ws {
+                out: session.out.clone(),
+                channel: error,
+            },
         };
         forwards.spawn(forward(pair, sandbox_id.clone(), Arc::clone(&backend)));
     }
@@ -147,7 +168,12 @@ pub(crate) async fn serve_ws<T: AsyncRead + AsyncWrite + Send + 'static>(
 
 /// One forwarded connection: connect, copy both ways, end the streams.
 async fn forward(pair: Pair, sandbox_id: String, backend: Arc<dyn Backend>) {
-    let Pair { port, data_in, data_out, error } = pair;
+    let Pair {
+        port,
+        data_in,
+        data_out,
+        error,
+    } = pair;
     match backend.port_forward(&sandbox_id, port).await {
         Ok(conn) => {
             tracing::debug!(sandbox.id = %sandbox_id, port, "port-forward connected");
@@ -165,7 +191,11 @@ async fn forward(pair: Pair, sandbox_id: String, backend: Arc<dyn Backend>) {
 
 /// Copies until the pod closes its side (then allows the client one second more, as containerd
 /// does) or the client ends its side and the pod then closes.
-async fn copy(conn: Box<dyn PodConnection>, mut from_client: mpsc::Receiver<Bytes>, to_client: &Writer) {
+async fn copy(
+    conn: Box<dyn PodConnection>,
+    mut from_client: mpsc::Receiver<Bytes>,
+    to_client: &Writer,
+) {
     let (mut read, mut write) = tokio::io::split(conn);
     let upstream = async move {
         while let Some(chunk) = from_client.recv().await {

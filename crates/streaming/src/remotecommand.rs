@@ -20,10 +20,21 @@ use crate::writer::{Writer, pump};
 use crate::{spdy, ws};
 
 /// SPDY subprotocols, most preferred first.
-pub(crate) const SPDY_PROTOCOLS: &[&str] = &["v4.channel.k8s.io", "v3.channel.k8s.io", "v2.channel.k8s.io", "channel.k8s.io"];
+pub(crate) const SPDY_PROTOCOLS: &[&str] = &[
+    "v4.channel.k8s.io",
+    "v3.channel.k8s.io",
+    "v2.channel.k8s.io",
+    "channel.k8s.io",
+];
 /// WebSocket subprotocols, most preferred first (`""`: a client that named none).
-pub(crate) const WS_PROTOCOLS: &[&str] =
-    &["v5.channel.k8s.io", "v4.channel.k8s.io", "v4.base64.channel.k8s.io", "channel.k8s.io", "base64.channel.k8s.io", ""];
+pub(crate) const WS_PROTOCOLS: &[&str] = &[
+    "v5.channel.k8s.io",
+    "v4.channel.k8s.io",
+    "v4.base64.channel.k8s.io",
+    "channel.k8s.io",
+    "base64.channel.k8s.io",
+    "",
+];
 
 /// What a session runs: an exec's command or an attach.
 #[derive(Debug, Clone)]
@@ -56,7 +67,15 @@ pub(crate) async fn serve_spdy<T: AsyncRead + AsyncWrite + Send + 'static>(
 ) {
     let mut session = spdy::Session::start(io);
     let resize_supported = matches!(protocol, "v4.channel.k8s.io" | "v3.channel.k8s.io");
-    let expected = 1 + [command.stdin, command.stdout, command.stderr, command.tty && resize_supported].iter().filter(|b| **b).count();
+    let expected = 1 + [
+        command.stdin,
+        command.stdout,
+        command.stderr,
+        command.tty && resize_supported,
+    ]
+    .iter()
+    .filter(|b| **b)
+    .count();
     let (mut stdin, mut stdout, mut stderr, mut error, mut resize) = (None, None, None, None, None);
     let mut received = 0;
     let deadline = tokio::time::sleep(creation_timeout);
@@ -93,7 +112,11 @@ pub(crate) async fn serve_spdy<T: AsyncRead + AsyncWrite + Send + 'static>(
         session.shutdown().await;
         return;
     };
-    let format = if protocol == "v4.channel.k8s.io" { StatusFormat::Json } else { StatusFormat::Text };
+    let format = if protocol == "v4.channel.k8s.io" {
+        StatusFormat::Json
+    } else {
+        StatusFormat::Text
+    };
     let streams = Streams {
         stdin: stdin.filter(|_| command.stdin),
         stdout: stdout.filter(|_| command.stdout),
@@ -106,15 +129,41 @@ pub(crate) async fn serve_spdy<T: AsyncRead + AsyncWrite + Send + 'static>(
     session.shutdown().await;
 }
 
-pub(crate) async fn serve_ws<T: AsyncRead + AsyncWrite + Send + 'static>(io: T, protocol: &str, command: Command, backend: Arc<dyn Backend>) {
-    let codec = if protocol.contains("base64") { ws::Codec::Base64 } else { ws::Codec::Binary };
+pub(crate) async fn serve_ws<T: AsyncRead + AsyncWrite + Send + 'static>(
+    io: T,
+    protocol: &str,
+    command: Command,
+    backend: Arc<dyn Backend>,
+) {
+    let codec = if protocol.contains("base64") {
+        ws::Codec::Base64
+    } else {
+        ws::Codec::Binary
+    };
     let v5 = protocol == "v5.channel.k8s.io";
-    let mut session = ws::Session::start(io, codec, v5, &[command.stdin, false, false, false, true]);
-    let channel = |channel: u8| Writer::Ws { out: session.out.clone(), channel };
+    let mut session =
+        ws::Session::start(io, codec, v5, &[command.stdin, false, false, false, true]);
+    let channel = |channel: u8| Writer::Ws {
+        out: session.out.clone(),
+        channel,
+    };
     // An empty message on the lowest writable channel tells the client the session is ready.
-    let first = if command.stdout { 1 } else if command.stderr { 2 } else { 3 };
-    let _ = session.out.send(ws::Out::Channel(first, Bytes::new())).await;
-    let format = if protocol.starts_with("v4.") || v5 { StatusFormat::Json } else { StatusFormat::Text };
+    let first = if command.stdout {
+        1
+    } else if command.stderr {
+        2
+    } else {
+        3
+    };
+    let _ = session
+        .out
+        .send(ws::Out::Channel(first, Bytes::new()))
+        .await;
+    let format = if protocol.starts_with("v4.") || v5 {
+        StatusFormat::Json
+    } else {
+        StatusFormat::Text
+    };
     let streams = Streams {
         stdin: session.inputs[0].take(),
         stdout: command.stdout.then(|| channel(1)),
@@ -129,10 +178,21 @@ pub(crate) async fn serve_ws<T: AsyncRead + AsyncWrite + Send + 'static>(io: T, 
 
 /// Runs the command with the gathered streams; the backend's future is dropped (and with it
 /// whatever it started) if the client goes away first.
-async fn run(command: Command, streams: Streams, backend: Arc<dyn Backend>, closed: impl Future<Output = String>) {
+async fn run(
+    command: Command,
+    streams: Streams,
+    backend: Arc<dyn Backend>,
+    closed: impl Future<Output = String>,
+) {
     let (stdout, stdout_pump) = streams.stdout.map(pump).unzip();
     let (stderr, stderr_pump) = streams.stderr.map(pump).unzip();
-    let stdio = Stdio { stdin: streams.stdin, stdout, stderr, resize: streams.resize.map(decode_resizes), tty: command.tty };
+    let stdio = Stdio {
+        stdin: streams.stdin,
+        stdout,
+        stderr,
+        resize: streams.resize.map(decode_resizes),
+        tty: command.tty,
+    };
     let id = command.container_id.as_str();
     let outcome = tokio::select! {
         r = async {
@@ -203,10 +263,28 @@ mod tests {
     async fn resizes_split_anywhere_are_decoded() {
         let (tx, raw) = mpsc::channel(8);
         let mut sizes = decode_resizes(raw);
-        tx.send(Bytes::from_static(b"{\"Width\":80,\"Hei")).await.unwrap();
-        tx.send(Bytes::from_static(b"ght\":24}{\"width\":100,\"height\":30}")).await.unwrap();
-        assert_eq!(sizes.recv().await, Some(TerminalSize { width: 80, height: 24 }));
-        assert_eq!(sizes.recv().await, Some(TerminalSize { width: 100, height: 30 }));
+        tx.send(Bytes::from_static(b"{\"Width\":80,\"Hei"))
+            .await
+            .unwrap();
+        tx.send(Bytes::from_static(
+            b"ght\":24}{\"width\":100,\"height\":30}",
+        ))
+        .await
+        .unwrap();
+        assert_eq!(
+            sizes.recv().await,
+            Some(TerminalSize {
+                width: 80,
+                height: 24
+            })
+        );
+        assert_eq!(
+            sizes.recv().await,
+            Some(TerminalSize {
+                width: 100,
+                height: 30
+            })
+        );
         tx.send(Bytes::from_static(b"nonsense")).await.unwrap();
         assert_eq!(sizes.recv().await, None);
     }

@@ -80,12 +80,28 @@ impl Server {
     /// # Ok(()) }
     /// ```
     pub async fn start(config: Config, backend: Arc<dyn Backend>) -> Result<Server, Error> {
-        let listener = tokio::net::TcpListener::bind(config.addr).await.map_err(|source| Error::Bind { addr: config.addr, source })?;
-        let addr = listener.local_addr().map_err(|source| Error::Bind { addr: config.addr, source })?;
-        let state = Arc::new(State { tokens: Tokens::new(config.token_ttl), backend, config });
+        let listener = tokio::net::TcpListener::bind(config.addr)
+            .await
+            .map_err(|source| Error::Bind {
+                addr: config.addr,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| Error::Bind {
+            addr: config.addr,
+            source,
+        })?;
+        let state = Arc::new(State {
+            tokens: Tokens::new(config.token_ttl),
+            backend,
+            config,
+        });
         let accept = tokio::spawn(accept_loop(listener, Arc::clone(&state)));
         tracing::info!(addr = %addr, "streaming server listening");
-        Ok(Server { addr, state, accept })
+        Ok(Server {
+            addr,
+            state,
+            accept,
+        })
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -127,10 +143,14 @@ impl Server {
 /// kubelet's rules: some stream must be asked for, and a TTY carries no separate stderr.
 fn check_streams(tty: bool, stdin: bool, stdout: bool, stderr: bool) -> Result<(), Error> {
     if tty && stderr {
-        return Err(Error::InvalidArgument("tty and stderr cannot both be true".into()));
+        return Err(Error::InvalidArgument(
+            "tty and stderr cannot both be true".into(),
+        ));
     }
     if !stdin && !stdout && !stderr {
-        return Err(Error::InvalidArgument("one of stdin, stdout, or stderr must be set".into()));
+        return Err(Error::InvalidArgument(
+            "one of stdin, stdout, or stderr must be set".into(),
+        ));
     }
     Ok(())
 }
@@ -152,7 +172,11 @@ async fn accept_loop(listener: tokio::net::TcpListener, state: Arc<State>) {
                 let state = Arc::clone(&state);
                 async move { Ok::<_, Infallible>(route(req, state)) }
             });
-            if let Err(e) = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tcp), service).with_upgrades().await {
+            if let Err(e) = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(tcp), service)
+                .with_upgrades()
+                .await
+            {
                 tracing::debug!(peer = %peer, error = %e, "streaming connection");
             }
         });
@@ -162,7 +186,10 @@ async fn accept_loop(listener: tokio::net::TcpListener, state: Arc<State>) {
 fn reply(status: StatusCode, body: impl Into<String>) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(Bytes::from(body.into() + "\n")));
     *r.status_mut() = status;
-    r.headers_mut().insert("content-type", HeaderValue::from_static("text/plain; charset=utf-8"));
+    r.headers_mut().insert(
+        "content-type",
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     r
 }
 
@@ -179,7 +206,11 @@ fn header_values(req: &Request<Incoming>, name: &str) -> Vec<String> {
 }
 
 fn header_has(req: &Request<Incoming>, name: hyper::header::HeaderName, token: &str) -> bool {
-    req.headers().get_all(name).iter().filter_map(|v| v.to_str().ok()).any(|v| v.to_ascii_lowercase().contains(token))
+    req.headers()
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.to_ascii_lowercase().contains(token))
 }
 
 /// What a consumed token lets the client do.
@@ -190,12 +221,17 @@ enum Target {
 
 fn route(req: Request<Incoming>, state: Arc<State>) -> Response<Full<Bytes>> {
     let path = req.uri().path().trim_start_matches('/').to_string();
-    let Some((kind, token)) = path.split_once('/').filter(|(k, t)| matches!(*k, "exec" | "attach" | "portforward") && !t.contains('/'))
+    let Some((kind, token)) = path
+        .split_once('/')
+        .filter(|(k, t)| matches!(*k, "exec" | "attach" | "portforward") && !t.contains('/'))
     else {
         return reply(StatusCode::NOT_FOUND, "not found");
     };
     let Some(pending) = state.tokens.consume(token) else {
-        return reply(StatusCode::NOT_FOUND, format!("{kind} token not found or expired"));
+        return reply(
+            StatusCode::NOT_FOUND,
+            format!("{kind} token not found or expired"),
+        );
     };
     let target = match (kind, pending) {
         ("exec", Pending::Exec(e)) => Target::Command(Command {
@@ -206,23 +242,49 @@ fn route(req: Request<Incoming>, state: Arc<State>) -> Response<Full<Bytes>> {
             stderr: e.stderr,
             tty: e.tty,
         }),
-        ("attach", Pending::Attach(a)) => {
-            Target::Command(Command { container_id: a.container_id, cmd: None, stdin: a.stdin, stdout: a.stdout, stderr: a.stderr, tty: a.tty })
-        }
+        ("attach", Pending::Attach(a)) => Target::Command(Command {
+            container_id: a.container_id,
+            cmd: None,
+            stdin: a.stdin,
+            stdout: a.stdout,
+            stderr: a.stderr,
+            tty: a.tty,
+        }),
         ("portforward", Pending::PortForward(p)) => Target::PortForward(p),
-        _ => return reply(StatusCode::BAD_REQUEST, format!("the token is not for {kind}")),
+        _ => {
+            return reply(
+                StatusCode::BAD_REQUEST,
+                format!("the token is not for {kind}"),
+            );
+        }
     };
-    if header_has(&req, UPGRADE, "websocket") { upgrade_websocket(req, target, state) } else { upgrade_spdy(req, target, state) }
+    if header_has(&req, UPGRADE, "websocket") {
+        upgrade_websocket(req, target, state)
+    } else {
+        upgrade_spdy(req, target, state)
+    }
 }
 
 /// The first protocol the client offers that we support.
 fn negotiate<'a>(offered: &[String], supported: &[&'a str]) -> Option<&'a str> {
-    offered.iter().find_map(|o| supported.iter().find(|s| !s.is_empty() && **s == o.as_str()).copied())
+    offered.iter().find_map(|o| {
+        supported
+            .iter()
+            .find(|s| !s.is_empty() && **s == o.as_str())
+            .copied()
+    })
 }
 
-fn upgrade_spdy(mut req: Request<Incoming>, target: Target, state: Arc<State>) -> Response<Full<Bytes>> {
+fn upgrade_spdy(
+    mut req: Request<Incoming>,
+    target: Target,
+    state: Arc<State>,
+) -> Response<Full<Bytes>> {
     if !header_has(&req, CONNECTION, "upgrade") || !header_has(&req, UPGRADE, "spdy/3.1") {
-        return reply(StatusCode::BAD_REQUEST, "unable to upgrade: missing upgrade headers in request (Connection: Upgrade, Upgrade: SPDY/3.1 or websocket)");
+        return reply(
+            StatusCode::BAD_REQUEST,
+            "unable to upgrade: missing upgrade headers in request (Connection: Upgrade, Upgrade: SPDY/3.1 or websocket)",
+        );
     }
     let offered = header_values(&req, PROTOCOL_HEADER);
     let supported: &[&str] = match &target {
@@ -230,15 +292,21 @@ fn upgrade_spdy(mut req: Request<Incoming>, target: Target, state: Arc<State>) -
         Target::PortForward(_) => &[portforward::SPDY_PROTOCOL],
     };
     if offered.is_empty() {
-        return reply(StatusCode::BAD_REQUEST, "unable to upgrade: X-Stream-Protocol-Version is required");
+        return reply(
+            StatusCode::BAD_REQUEST,
+            "unable to upgrade: X-Stream-Protocol-Version is required",
+        );
     }
     let Some(protocol) = negotiate(&offered, supported) else {
         let mut r = reply(
             StatusCode::FORBIDDEN,
-            format!("unable to upgrade: unable to negotiate protocol: client supports {offered:?}, server accepts {supported:?}"),
+            format!(
+                "unable to upgrade: unable to negotiate protocol: client supports {offered:?}, server accepts {supported:?}"
+            ),
         );
         for p in supported {
-            r.headers_mut().append(ACCEPTED_PROTOCOLS_HEADER, HeaderValue::from_static(p));
+            r.headers_mut()
+                .append(ACCEPTED_PROTOCOLS_HEADER, HeaderValue::from_static(p));
         }
         return r;
     };
@@ -251,7 +319,9 @@ fn upgrade_spdy(mut req: Request<Incoming>, target: Target, state: Arc<State>) -
             Err(e) => return tracing::debug!(error = %e, "SPDY upgrade failed"),
         };
         match target {
-            Target::Command(c) => remotecommand::serve_spdy(io, protocol, c, backend, timeout).await,
+            Target::Command(c) => {
+                remotecommand::serve_spdy(io, protocol, c, backend, timeout).await
+            }
             Target::PortForward(p) => portforward::serve_spdy(io, p.sandbox_id, backend).await,
         }
     });
@@ -265,16 +335,37 @@ fn upgrade_spdy(mut req: Request<Incoming>, target: Target, state: Arc<State>) -
     r
 }
 
-fn upgrade_websocket(mut req: Request<Incoming>, target: Target, state: Arc<State>) -> Response<Full<Bytes>> {
-    let Some(key) = req.headers().get("sec-websocket-key").and_then(|k| k.to_str().ok()).map(str::to_string) else {
+fn upgrade_websocket(
+    mut req: Request<Incoming>,
+    target: Target,
+    state: Arc<State>,
+) -> Response<Full<Bytes>> {
+    let Some(key) = req
+        .headers()
+        .get("sec-websocket-key")
+        .and_then(|k| k.to_str().ok())
+        .map(str::to_string)
+    else {
         return reply(StatusCode::BAD_REQUEST, "Sec-WebSocket-Key is required");
     };
     if !header_has(&req, CONNECTION, "upgrade") {
-        return reply(StatusCode::BAD_REQUEST, "unable to upgrade: Connection: Upgrade is required");
+        return reply(
+            StatusCode::BAD_REQUEST,
+            "unable to upgrade: Connection: Upgrade is required",
+        );
     }
-    if req.headers().get("sec-websocket-version").and_then(|v| v.to_str().ok()) != Some("13") {
-        let mut r = reply(StatusCode::BAD_REQUEST, "unsupported WebSocket version (13 is)");
-        r.headers_mut().insert("sec-websocket-version", HeaderValue::from_static("13"));
+    if req
+        .headers()
+        .get("sec-websocket-version")
+        .and_then(|v| v.to_str().ok())
+        != Some("13")
+    {
+        let mut r = reply(
+            StatusCode::BAD_REQUEST,
+            "unsupported WebSocket version (13 is)",
+        );
+        r.headers_mut()
+            .insert("sec-websocket-version", HeaderValue::from_static("13"));
         return r;
     }
     let offered = header_values(&req, "sec-websocket-protocol");
@@ -287,18 +378,32 @@ fn upgrade_websocket(mut req: Request<Incoming>, target: Target, state: Arc<Stat
     } else {
         match negotiate(&offered, supported) {
             Some(p) => p,
-            None => return reply(StatusCode::FORBIDDEN, format!("requested protocol(s) are not supported: {offered:?}; supports {supported:?}")),
+            None => {
+                return reply(
+                    StatusCode::FORBIDDEN,
+                    format!(
+                        "requested protocol(s) are not supported: {offered:?}; supports {supported:?}"
+                    ),
+                );
+            }
         }
     };
     let target = match target {
-        Target::PortForward(mut p) if p.ports.is_empty() => match query_ports(req.uri().query().unwrap_or("")) {
-            Ok(ports) if !ports.is_empty() => {
-                p.ports = ports;
-                Target::PortForward(p)
+        Target::PortForward(mut p) if p.ports.is_empty() => {
+            match query_ports(req.uri().query().unwrap_or("")) {
+                Ok(ports) if !ports.is_empty() => {
+                    p.ports = ports;
+                    Target::PortForward(p)
+                }
+                Ok(_) => {
+                    return reply(
+                        StatusCode::BAD_REQUEST,
+                        "query parameter \"port\" is required",
+                    );
+                }
+                Err(e) => return reply(StatusCode::BAD_REQUEST, e),
             }
-            Ok(_) => return reply(StatusCode::BAD_REQUEST, "query parameter \"port\" is required"),
-            Err(e) => return reply(StatusCode::BAD_REQUEST, e),
-        },
+        }
         other => other,
     };
     let upgrade = hyper::upgrade::on(&mut req);
@@ -310,7 +415,9 @@ fn upgrade_websocket(mut req: Request<Incoming>, target: Target, state: Arc<Stat
         };
         match target {
             Target::Command(c) => remotecommand::serve_ws(io, protocol, c, backend).await,
-            Target::PortForward(p) => portforward::serve_ws(io, protocol, p.sandbox_id, p.ports, backend).await,
+            Target::PortForward(p) => {
+                portforward::serve_ws(io, protocol, p.sandbox_id, p.ports, backend).await
+            }
         }
     });
     let mut r = Response::new(Full::new(Bytes::new()));
@@ -318,7 +425,10 @@ fn upgrade_websocket(mut req: Request<Incoming>, target: Target, state: Arc<Stat
     let h = r.headers_mut();
     h.insert(CONNECTION, HeaderValue::from_static("Upgrade"));
     h.insert(UPGRADE, HeaderValue::from_static("websocket"));
-    h.insert("sec-websocket-accept", HeaderValue::from_str(&ws::accept_key(&key)).expect("base64 is a valid header value"));
+    h.insert(
+        "sec-websocket-accept",
+        HeaderValue::from_str(&ws::accept_key(&key)).expect("base64 is a valid header value"),
+    );
     if !protocol.is_empty() {
         h.insert("sec-websocket-protocol", HeaderValue::from_static(protocol));
     }
@@ -351,14 +461,29 @@ mod tests {
     #[test]
     fn protocols_are_negotiated_in_the_clients_order() {
         let offered = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        assert_eq!(negotiate(&offered(&["v2.channel.k8s.io", "v4.channel.k8s.io"]), remotecommand::SPDY_PROTOCOLS), Some("v2.channel.k8s.io"));
-        assert_eq!(negotiate(&offered(&["v9"]), remotecommand::SPDY_PROTOCOLS), None);
-        assert_eq!(negotiate(&offered(&[""]), remotecommand::WS_PROTOCOLS), None);
+        assert_eq!(
+            negotiate(
+                &offered(&["v2.channel.k8s.io", "v4.channel.k8s.io"]),
+                remotecommand::SPDY_PROTOCOLS
+            ),
+            Some("v2.channel.k8s.io")
+        );
+        assert_eq!(
+            negotiate(&offered(&["v9"]), remotecommand::SPDY_PROTOCOLS),
+            None
+        );
+        assert_eq!(
+            negotiate(&offered(&[""]), remotecommand::WS_PROTOCOLS),
+            None
+        );
     }
 
     #[test]
     fn query_ports_as_kubelet_reads_them() {
-        assert_eq!(query_ports("port=80&port=8080%2C9090&x=1"), Ok(vec![80, 8080, 9090]));
+        assert_eq!(
+            query_ports("port=80&port=8080%2C9090&x=1"),
+            Ok(vec![80, 8080, 9090])
+        );
         assert!(query_ports("port=0").is_err());
         assert!(query_ports("port=http").is_err());
         assert_eq!(query_ports(""), Ok(vec![]));

@@ -40,7 +40,11 @@ pub(crate) fn encode(format: StatusFormat, outcome: &Result<i32, BackendError>) 
     match format {
         StatusFormat::Json => status.to_string().into_bytes(),
         StatusFormat::Text if matches!(outcome, Ok(0)) => Vec::new(),
-        StatusFormat::Text => status["message"].as_str().unwrap_or_default().as_bytes().to_vec(),
+        StatusFormat::Text => status["message"]
+            .as_str()
+            .unwrap_or_default()
+            .as_bytes()
+            .to_vec(),
     }
 }
 
@@ -54,12 +58,21 @@ mod tests {
 
     #[test]
     fn exit_codes_as_kubelet_reports_them() {
-        assert_eq!(parse(&encode(StatusFormat::Json, &Ok(0))), json!({"metadata": {}, "status": "Success"}));
+        assert_eq!(
+            parse(&encode(StatusFormat::Json, &Ok(0))),
+            json!({"metadata": {}, "status": "Success"})
+        );
         let s = parse(&encode(StatusFormat::Json, &Ok(3)));
         assert_eq!(s["status"], "Failure");
         assert_eq!(s["reason"], "NonZeroExitCode");
-        assert_eq!(s["details"]["causes"][0], json!({"reason": "ExitCode", "message": "3"}));
-        let s = parse(&encode(StatusFormat::Json, &Err(BackendError("boom".into()))));
+        assert_eq!(
+            s["details"]["causes"][0],
+            json!({"reason": "ExitCode", "message": "3"})
+        );
+        let s = parse(&encode(
+            StatusFormat::Json,
+            &Err(BackendError("boom".into())),
+        ));
         assert_eq!(s["reason"], "InternalError");
         assert_eq!(s["code"], 500);
         assert!(s["message"].as_str().unwrap().contains("boom"));

@@ -29,7 +29,10 @@ pub(crate) struct Tokens {
 
 impl Tokens {
     pub fn new(ttl: Duration) -> Tokens {
-        Tokens { ttl, pending: Mutex::new(HashMap::new()) }
+        Tokens {
+            ttl,
+            pending: Mutex::new(HashMap::new()),
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Instant, Pending)>> {
@@ -44,7 +47,8 @@ impl Tokens {
         if pending.len() >= MAX_PENDING {
             return Err(Error::TooManyPending(pending.len()));
         }
-        let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 16]>());
+        let token =
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 16]>());
         pending.insert(token.clone(), (now + self.ttl, request));
         Ok(token)
     }
@@ -61,7 +65,10 @@ mod tests {
     use super::*;
 
     fn pf() -> Pending {
-        Pending::PortForward(PortForwardRequest { sandbox_id: "s".into(), ports: vec![] })
+        Pending::PortForward(PortForwardRequest {
+            sandbox_id: "s".into(),
+            ports: vec![],
+        })
     }
 
     #[test]

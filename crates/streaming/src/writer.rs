@@ -10,8 +10,14 @@ use crate::{spdy, ws};
 
 #[derive(Debug, Clone)]
 pub(crate) enum Writer {
-    Spdy { out: mpsc::Sender<spdy::Out>, id: u32 },
-    Ws { out: mpsc::Sender<ws::Out>, channel: u8 },
+    Spdy {
+        out: mpsc::Sender<spdy::Out>,
+        id: u32,
+    },
+    Ws {
+        out: mpsc::Sender<ws::Out>,
+        channel: u8,
+    },
 }
 
 impl Writer {

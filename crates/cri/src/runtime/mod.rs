@@ -1,5 +1,6 @@
 //! RuntimeService: one file per RPC, each an `impl Runtime` block.
 
+mod attach;
 mod cgroup;
 mod container_create;
 mod container_list;
@@ -8,8 +9,11 @@ mod container_start;
 mod container_status;
 mod container_stop;
 mod container_update;
+mod exec;
+mod exec_sync;
 pub(crate) mod linux;
 mod log_reopen;
+mod port_forward;
 mod process_args;
 mod runtime_config;
 mod sandbox_list;

@@ -6,4 +6,5 @@ pub(crate) mod frame;
 mod session;
 pub(crate) mod zlib;
 
+pub(crate) use dictionary::dictionary;
 pub(crate) use session::{IncomingStream, Out, Session};

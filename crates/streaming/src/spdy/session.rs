@@ -56,7 +56,11 @@ impl Session {
         let (done_tx, done) = watch::channel(None);
         tokio::spawn(write_loop(write, out_rx));
         tokio::spawn(read_loop(read, incoming_tx, out_tx.clone(), done_tx));
-        Session { out: out_tx, incoming, done }
+        Session {
+            out: out_tx,
+            incoming,
+            done,
+        }
     }
 
     /// The next stream the client opens; `None` once the connection is gone.
@@ -105,18 +109,33 @@ async fn write_loop<W: AsyncWrite + Unpin>(mut write: W, mut out: mpsc::Receiver
             let f = match item {
                 Out::Reply(id) => {
                     last_good = last_good.max(id);
-                    Frame::SynReply { stream_id: id, fin: false, headers: Headers::default() }
+                    Frame::SynReply {
+                        stream_id: id,
+                        fin: false,
+                        headers: Headers::default(),
+                    }
                 }
-                Out::Reset(id, status) => Frame::RstStream { stream_id: id, status },
+                Out::Reset(id, status) => Frame::RstStream {
+                    stream_id: id,
+                    status,
+                },
                 Out::Data(id, data) => {
                     for chunk in data.chunks(frame::MAX_DATA) {
-                        let f = Frame::Data { stream_id: id, fin: false, data: data.slice_ref(chunk) };
+                        let f = Frame::Data {
+                            stream_id: id,
+                            fin: false,
+                            data: data.slice_ref(chunk),
+                        };
                         frame::encode(&f, &mut compressor, &mut buf);
                     }
                     next = out.try_recv().ok();
                     continue;
                 }
-                Out::Fin(id) => Frame::Data { stream_id: id, fin: true, data: Bytes::new() },
+                Out::Fin(id) => Frame::Data {
+                    stream_id: id,
+                    fin: true,
+                    data: Bytes::new(),
+                },
                 Out::Ping(id) => Frame::Ping(id),
                 Out::Shutdown(status) => {
                     shutdown = Some(status);
@@ -163,10 +182,16 @@ async fn read_loop<R: AsyncRead + Unpin>(
                 }
             };
             match f {
-                Frame::SynStream { stream_id, fin, headers } => {
+                Frame::SynStream {
+                    stream_id,
+                    fin,
+                    headers,
+                } => {
                     // Client streams are odd and increase (spdystream's validateStreamId).
                     if stream_id % 2 == 0 || stream_id <= last_id {
-                        let _ = out.send(Out::Reset(stream_id, frame::RST_PROTOCOL_ERROR)).await;
+                        let _ = out
+                            .send(Out::Reset(stream_id, frame::RST_PROTOCOL_ERROR))
+                            .await;
                         continue;
                     }
                     last_id = stream_id;
@@ -174,11 +199,23 @@ async fn read_loop<R: AsyncRead + Unpin>(
                     if !fin {
                         streams.insert(stream_id, tx);
                     }
-                    if incoming.send(IncomingStream { id: stream_id, headers, data: rx }).await.is_err() {
+                    if incoming
+                        .send(IncomingStream {
+                            id: stream_id,
+                            headers,
+                            data: rx,
+                        })
+                        .await
+                        .is_err()
+                    {
                         break 'conn "the handler is gone".into();
                     }
                 }
-                Frame::Data { stream_id, fin, data } => {
+                Frame::Data {
+                    stream_id,
+                    fin,
+                    data,
+                } => {
                     if let Some(tx) = streams.get(&stream_id)
                         && !data.is_empty()
                         && tx.send(data).await.is_err()
@@ -190,14 +227,23 @@ async fn read_loop<R: AsyncRead + Unpin>(
                         streams.remove(&stream_id);
                     }
                 }
-                Frame::Headers { stream_id, fin: true, .. } | Frame::RstStream { stream_id, .. } => {
+                Frame::Headers {
+                    stream_id,
+                    fin: true,
+                    ..
+                }
+                | Frame::RstStream { stream_id, .. } => {
                     streams.remove(&stream_id);
                 }
                 Frame::Ping(id) => {
                     let _ = out.send(Out::Ping(id)).await;
                 }
                 Frame::GoAway { .. } => break 'conn "the client sent GOAWAY".into(),
-                Frame::SynReply { .. } | Frame::Headers { .. } | Frame::Settings | Frame::WindowUpdate { .. } | Frame::Unknown(_) => {}
+                Frame::SynReply { .. }
+                | Frame::Headers { .. }
+                | Frame::Settings
+                | Frame::WindowUpdate { .. }
+                | Frame::Unknown(_) => {}
             }
         }
         tokio::select! {

@@ -17,7 +17,10 @@ pub(crate) struct Headers(pub Vec<(String, String)>);
 impl Headers {
     /// The first value of `name` (case-insensitive).
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.split('\0').next().unwrap_or(""))
+        self.0
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.split('\0').next().unwrap_or(""))
     }
 
     fn encode(&self) -> Vec<u8> {
@@ -47,7 +50,10 @@ impl Headers {
         let count = u32_of(&mut b)?;
         // Each pair takes at least 8 bytes: a count larger than the block allows is a lie.
         if count > b.len() / 8 {
-            return Err(FrameError::HeaderBlock(format!("{count} pairs in {} bytes", b.len())));
+            return Err(FrameError::HeaderBlock(format!(
+                "{count} pairs in {} bytes",
+                b.len()
+            )));
         }
         let mut pairs = Vec::with_capacity(count);
         for _ in 0..count {
@@ -55,14 +61,21 @@ impl Headers {
             let name = take(&mut b, n)?;
             let n = u32_of(&mut b)?;
             let value = take(&mut b, n)?;
-            let name = std::str::from_utf8(name).map_err(|_| FrameError::HeaderBlock("header name is not UTF-8".into()))?;
+            let name = std::str::from_utf8(name)
+                .map_err(|_| FrameError::HeaderBlock("header name is not UTF-8".into()))?;
             if name.is_empty() {
                 return Err(FrameError::HeaderBlock("empty header name".into()));
             }
-            pairs.push((name.to_ascii_lowercase(), String::from_utf8_lossy(value).into_owned()));
+            pairs.push((
+                name.to_ascii_lowercase(),
+                String::from_utf8_lossy(value).into_owned(),
+            ));
         }
         if !b.is_empty() {
-            return Err(FrameError::HeaderBlock(format!("{} bytes after the last pair", b.len())));
+            return Err(FrameError::HeaderBlock(format!(
+                "{} bytes after the last pair",
+                b.len()
+            )));
         }
         Ok(Headers(pairs))
     }
@@ -74,7 +87,8 @@ pub(crate) struct Compressor(Compress);
 impl Compressor {
     pub fn new() -> Compressor {
         let mut z = Compress::new(Compression::default(), true);
-        z.set_dictionary(dictionary()).expect("a fresh deflate stream accepts a dictionary");
+        z.set_dictionary(dictionary())
+            .expect("a fresh deflate stream accepts a dictionary");
         Compressor(z)
     }
 
@@ -86,7 +100,9 @@ impl Compressor {
         loop {
             out.reserve(256);
             let before = self.0.total_in();
-            self.0.compress_vec(&input[consumed..], &mut out, FlushCompress::Sync).expect("deflate of a live stream");
+            self.0
+                .compress_vec(&input[consumed..], &mut out, FlushCompress::Sync)
+                .expect("deflate of a live stream");
             consumed += (self.0.total_in() - before) as usize;
             if consumed == input.len() && out.len() < out.capacity() {
                 return out;
@@ -110,16 +126,25 @@ impl Decompressor {
         loop {
             if out.len() == out.capacity() {
                 if out.len() >= MAX_HEADER_BLOCK {
-                    return Err(FrameError::HeaderBlock(format!("inflates past {MAX_HEADER_BLOCK} bytes")));
+                    return Err(FrameError::HeaderBlock(format!(
+                        "inflates past {MAX_HEADER_BLOCK} bytes"
+                    )));
                 }
                 out.reserve((MAX_HEADER_BLOCK - out.len()).min(4096));
             }
             let (before_in, before_out) = (self.0.total_in(), out.len());
-            match self.0.decompress_vec(&block[consumed..], &mut out, FlushDecompress::Sync) {
-                Ok(Status::StreamEnd) => return Err(FrameError::HeaderBlock("the zlib stream ended".into())),
+            match self
+                .0
+                .decompress_vec(&block[consumed..], &mut out, FlushDecompress::Sync)
+            {
+                Ok(Status::StreamEnd) => {
+                    return Err(FrameError::HeaderBlock("the zlib stream ended".into()));
+                }
                 Ok(_) => {}
                 Err(e) if e.needs_dictionary().is_some() => {
-                    self.0.set_dictionary(dictionary()).map_err(|e| FrameError::HeaderBlock(format!("dictionary: {e}")))?;
+                    self.0
+                        .set_dictionary(dictionary())
+                        .map_err(|e| FrameError::HeaderBlock(format!("dictionary: {e}")))?;
                 }
                 Err(e) => return Err(FrameError::HeaderBlock(format!("inflate: {e}"))),
             }
@@ -141,13 +166,22 @@ mod tests {
     use super::*;
 
     fn h(pairs: &[(&str, &str)]) -> Headers {
-        Headers(pairs.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect())
+        Headers(
+            pairs
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect(),
+        )
     }
 
     #[test]
     fn blocks_round_trip_on_one_stream() {
         let (mut c, mut d) = (Compressor::new(), Decompressor::new());
-        for block in [h(&[("streamtype", "error")]), h(&[]), h(&[("port", "8080"), ("requestid", "0"), ("streamtype", "data")])] {
+        for block in [
+            h(&[("streamtype", "error")]),
+            h(&[]),
+            h(&[("port", "8080"), ("requestid", "0"), ("streamtype", "data")]),
+        ] {
             let z = c.compress(&block);
             assert_eq!(d.decompress(&z).unwrap(), block);
         }
@@ -160,7 +194,9 @@ mod tests {
         assert_eq!(z[1] & 0x20, 0x20);
         let mut dict = Decompress::new(true);
         let mut out = Vec::with_capacity(64);
-        let err = dict.decompress_vec(&z, &mut out, FlushDecompress::Sync).unwrap_err();
+        let err = dict
+            .decompress_vec(&z, &mut out, FlushDecompress::Sync)
+            .unwrap_err();
         assert!(err.needs_dictionary().is_some());
     }
 
@@ -177,6 +213,9 @@ mod tests {
         let big = "x".repeat(MAX_HEADER_BLOCK * 2);
         let z = c.compress(&h(&[("a", &big)]));
         assert!(z.len() < 4096, "compresses well: {}", z.len());
-        assert!(matches!(Decompressor::new().decompress(&z), Err(FrameError::HeaderBlock(_))));
+        assert!(matches!(
+            Decompressor::new().decompress(&z),
+            Err(FrameError::HeaderBlock(_))
+        ));
     }
 }

@@ -32,16 +32,22 @@ pub(crate) struct Parser {
 
 impl Parser {
     pub fn new(max_message: usize) -> Parser {
-        Parser { max_message, partial: None }
+        Parser {
+            max_message,
+            partial: None,
+        }
     }
 
     /// The next whole message in `buf`; `Ok(None)` until enough bytes have arrived.
     pub fn parse(&mut self, buf: &mut BytesMut) -> Result<Option<Message>, WsError> {
         loop {
-            let Some((fin, opcode, payload)) = self.frame(buf)? else { return Ok(None) };
+            let Some((fin, opcode, payload)) = self.frame(buf)? else {
+                return Ok(None);
+            };
             match opcode {
                 OP_CLOSE => {
-                    let code = (payload.len() >= 2).then(|| u16::from_be_bytes([payload[0], payload[1]]));
+                    let code =
+                        (payload.len() >= 2).then(|| u16::from_be_bytes([payload[0], payload[1]]));
                     if payload.len() == 1 {
                         return Err(WsError::Protocol("close frame with a one-byte payload"));
                     }
@@ -51,7 +57,9 @@ impl Parser {
                 OP_PONG => return Ok(Some(Message::Pong)),
                 0 => {
                     let Some((op, mut data)) = self.partial.take() else {
-                        return Err(WsError::Protocol("continuation frame without a message to continue"));
+                        return Err(WsError::Protocol(
+                            "continuation frame without a message to continue",
+                        ));
                     };
                     data.extend_from_slice(&payload);
                     if fin {
@@ -61,7 +69,9 @@ impl Parser {
                 }
                 OP_TEXT | OP_BINARY => {
                     if self.partial.is_some() {
-                        return Err(WsError::Protocol("new message before the fragmented one ended"));
+                        return Err(WsError::Protocol(
+                            "new message before the fragmented one ended",
+                        ));
                     }
                     if fin {
                         return finish(opcode, payload).map(Some);
@@ -81,26 +91,36 @@ impl Parser {
         let (b0, b1) = (buf[0], buf[1]);
         let (fin, opcode) = (b0 & 0x80 != 0, b0 & 0x0f);
         if b0 & 0x70 != 0 {
-            return Err(WsError::Protocol("reserved bits set without a negotiated extension"));
+            return Err(WsError::Protocol(
+                "reserved bits set without a negotiated extension",
+            ));
         }
         if b1 & 0x80 == 0 {
             return Err(WsError::Protocol("client frames must be masked"));
         }
         let (len, mut at) = match b1 & 0x7f {
             126 if buf.len() >= 4 => (u16::from_be_bytes([buf[2], buf[3]]) as u64, 4),
-            127 if buf.len() >= 10 => (u64::from_be_bytes(buf[2..10].try_into().expect("8 bytes")), 10),
+            127 if buf.len() >= 10 => (
+                u64::from_be_bytes(buf[2..10].try_into().expect("8 bytes")),
+                10,
+            ),
             126 | 127 => return Ok(None),
             n => (n as u64, 2),
         };
         if opcode >= 8 && (!fin || len > 125) {
-            return Err(WsError::Protocol("control frames must be whole and at most 125 bytes"));
+            return Err(WsError::Protocol(
+                "control frames must be whole and at most 125 bytes",
+            ));
         }
         if len >> 63 != 0 {
             return Err(WsError::Protocol("64-bit length with the top bit set"));
         }
         let so_far = self.partial.as_ref().map_or(0, |(_, d)| d.len() as u64);
         if len + so_far > self.max_message as u64 {
-            return Err(WsError::TooLarge { len: len + so_far, limit: self.max_message });
+            return Err(WsError::TooLarge {
+                len: len + so_far,
+                limit: self.max_message,
+            });
         }
         let len = len as usize;
         if buf.len() < at + 4 + len {
@@ -219,8 +239,18 @@ mod tests {
             (frame(true, OP_PING, &[0; 126]), 1002),
             (frame(true, OP_TEXT, &[0xff, 0xfe]), 1007),
             (frame(true, OP_BINARY, &[0; 2048]), 1009),
-            ([frame(false, OP_BINARY, &[0; 600]), frame(true, 0, &[0; 600])].concat(), 1009),
-            ([frame(false, OP_BINARY, b"a"), frame(true, OP_BINARY, b"b")].concat(), 1002),
+            (
+                [
+                    frame(false, OP_BINARY, &[0; 600]),
+                    frame(true, 0, &[0; 600]),
+                ]
+                .concat(),
+                1009,
+            ),
+            (
+                [frame(false, OP_BINARY, b"a"), frame(true, OP_BINARY, b"b")].concat(),
+                1002,
+            ),
             (vec![0xc2, 0x81, 0, 0, 0, 0, 0], 1002),
             (huge_len, 1002),
         ];

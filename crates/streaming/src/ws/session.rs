@@ -44,7 +44,12 @@ pub(crate) struct Session {
 
 impl Session {
     /// Starts the tasks; `readable[i]` says whether the client may send on channel `i`.
-    pub fn start<T: AsyncRead + AsyncWrite + Send + 'static>(io: T, codec: Codec, close_signal: bool, readable: &[bool]) -> Session {
+    pub fn start<T: AsyncRead + AsyncWrite + Send + 'static>(
+        io: T,
+        codec: Codec,
+        close_signal: bool,
+        readable: &[bool],
+    ) -> Session {
         let (read, write) = tokio::io::split(io);
         let (out_tx, out_rx) = mpsc::channel(64);
         let (done_tx, done) = watch::channel(None);
@@ -61,8 +66,19 @@ impl Session {
             }
         }
         tokio::spawn(write_loop(write, out_rx, codec));
-        tokio::spawn(read_loop(read, senders, codec, close_signal, out_tx.clone(), done_tx));
-        Session { out: out_tx, inputs, done }
+        tokio::spawn(read_loop(
+            read,
+            senders,
+            codec,
+            close_signal,
+            out_tx.clone(),
+            done_tx,
+        ));
+        Session {
+            out: out_tx,
+            inputs,
+            done,
+        }
     }
 
     /// Resolves when the client has gone (or broke the protocol), with why.
@@ -86,7 +102,11 @@ impl Session {
     }
 }
 
-async fn write_loop<W: AsyncWrite + Unpin>(mut write: W, mut out: mpsc::Receiver<Out>, codec: Codec) {
+async fn write_loop<W: AsyncWrite + Unpin>(
+    mut write: W,
+    mut out: mpsc::Receiver<Out>,
+    codec: Codec,
+) {
     let mut buf = BytesMut::with_capacity(16 * 1024);
     while let Some(first) = out.recv().await {
         let mut next = Some(first);
@@ -155,7 +175,9 @@ async fn read_loop<R: AsyncRead + Unpin>(
             };
             let data = match msg {
                 Message::Close(code) => {
-                    let _ = out.send(Out::Close(code.unwrap_or(1000), String::new())).await;
+                    let _ = out
+                        .send(Out::Close(code.unwrap_or(1000), String::new()))
+                        .await;
                     break 'conn "the client closed the WebSocket".into();
                 }
                 Message::Ping(p) => {
