@@ -22,6 +22,8 @@ use crate::{Error, Result, labels, manifest, status};
 #[derive(Debug)]
 struct Entry {
     pod: Pod,
+    /// Where the pod came from: a manifest file's path, or `api`.
+    source: String,
     requests: PodRequests,
     /// `None` when admission refused the pod.
     worker: Option<Handle>,
@@ -66,8 +68,13 @@ impl Manager {
         self.pods.contains_key(uid)
     }
 
-    pub fn uids(&self) -> Vec<String> {
-        self.pods.keys().cloned().collect()
+    /// The uids of the pods that came from `source` (a file path, or `api`), or all with `None`.
+    pub fn uids(&self, source: Option<&dyn Fn(&str) -> bool>) -> Vec<String> {
+        self.pods
+            .iter()
+            .filter(|(_, e)| source.is_none_or(|f| f(&e.source)))
+            .map(|(uid, _)| uid.clone())
+            .collect()
     }
 
     fn is_finished(&self, uid: &str) -> bool {
@@ -161,6 +168,7 @@ impl Manager {
                     uid,
                     Entry {
                         pod,
+                        source: source.to_string(),
                         requests,
                         worker: Some(worker),
                     },
@@ -190,6 +198,7 @@ impl Manager {
                     uid,
                     Entry {
                         pod,
+                        source: source.to_string(),
                         requests,
                         worker: None,
                     },

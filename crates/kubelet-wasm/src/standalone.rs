@@ -165,7 +165,8 @@ impl Folder {
             objects.remove(*kind, ns, name);
         }
         self.objects = new_objects;
-        for uid in manager.uids() {
+        let from_file = |s: &str| s != crate::cluster::SOURCE;
+        for uid in manager.uids(Some(&from_file)) {
             if !desired.contains_key(&uid) {
                 manager.remove(&uid, None);
             }

@@ -1,1 +1,0 @@
-//! Cluster mode (placeholder while the standalone logic settles).
