@@ -647,14 +647,25 @@ async fn probes_fail_and_recover() {
             closed = closed
         ),
     );
+    // Exec probes run through ExecSync: the Wasm `reader` tool (from a hostPath) succeeds when
+    // the flag directory exists in the container's mount, and fails when it does not.
+    let tools = d.dir.join("tools");
+    let flags = d.dir.join("flags");
+    std::fs::create_dir_all(&tools).unwrap();
+    std::fs::create_dir_all(&flags).unwrap();
+    std::fs::copy(wasmlet_wasm_apps::READER_P1, tools.join("reader.wasm")).unwrap();
     let exec = pod_yaml(
         "exec",
         &format!(
             concat!(
                 "  containers:\n  - name: logger\n    image: {}\n    imagePullPolicy: Never\n    args: ['500']\n",
-                "    readinessProbe: {{exec: {{command: [cat, /tmp/ready]}}, periodSeconds: 1}}\n"
+                "    volumeMounts: [{{name: tools, mountPath: /tools, readOnly: true}}, {{name: flags, mountPath: /flags}}]\n",
+                "    readinessProbe: {{exec: {{command: [/tools/reader.wasm, /flags/ready]}}, periodSeconds: 1, failureThreshold: 1}}\n",
+                "  volumes:\n  - {{name: tools, hostPath: {{path: {}}}}}\n  - {{name: flags, hostPath: {{path: {}}}}}\n"
             ),
-            LOGGER_P1.image
+            LOGGER_P1.image,
+            tools.display(),
+            flags.display()
         ),
     );
     agent.put("server.yaml", &server);
@@ -755,28 +766,53 @@ async fn probes_fail_and_recover() {
     );
     assert_eq!(phase(&dying), "Running");
 
-    // Exec probes go through ExecSync. On a runtime without it (wasmlet's Wasm executor, for now),
-    // the probe errs: the container is never ready, and says why.
-    let exec_events = agent
+    // The exec probe: failing while the flag is missing, passing once it is there, failing again.
+    let exec_failed = |p: &Pod| -> Result<(), String> {
+        let c = container(p, "logger")?;
+        let rec = agent.record("exec")?;
+        let failed = rec
+            .events
+            .iter()
+            .any(|e| e.reason == "Unhealthy" && e.message.starts_with("Readiness probe failed:"));
+        if c.state.as_ref().is_some_and(|s| s.running.is_some()) && !c.ready && failed {
+            Ok(())
+        } else {
+            Err("no failed probe yet".into())
+        }
+    };
+    agent
         .wait_pod(
             "exec",
             Duration::from_secs(15),
             "a failed exec probe",
+            exec_failed,
+        )
+        .await;
+    std::fs::create_dir(flags.join("ready")).unwrap();
+    agent
+        .wait_pod(
+            "exec",
+            Duration::from_secs(15),
+            "ready by its exec probe",
             |p| {
-                let c = container(p, "logger")?;
-                let rec = agent.record("exec")?;
-                let failed = rec.events.iter().any(|e| {
-                    e.reason == "Unhealthy" && e.message.starts_with("Readiness probe failed:")
-                });
-                if c.state.as_ref().is_some_and(|s| s.running.is_some()) && !c.ready && failed {
-                    Ok(rec.events)
+                if ready(p)? {
+                    Ok(())
                 } else {
-                    Err("no failed probe yet".into())
+                    Err("unready".into())
                 }
             },
         )
         .await;
-    eprintln!("exec probe events: {exec_events:?}");
+    std::fs::remove_dir(flags.join("ready")).unwrap();
+    agent
+        .wait_pod("exec", Duration::from_secs(15), "unready again", |p| {
+            if !ready(p)? {
+                Ok(())
+            } else {
+                Err("still ready".into())
+            }
+        })
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
