@@ -41,6 +41,9 @@ enum Command {
     /// Creates one Linux container with libcontainer (exec'd by a shim; not for direct use).
     #[command(hide = true, name = "linux-create")]
     LinuxCreate(commands::shim::LinuxCreateArgs),
+    /// Runs a process in a Linux container with libcontainer (exec'd by a shim; not for direct use).
+    #[command(hide = true, name = "linux-exec")]
+    LinuxExec(commands::shim::LinuxExecArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -53,6 +56,10 @@ fn main() -> std::process::ExitCode {
             logging::init(&cli.log_level, cli.log_format);
             Ok(commands::shim::linux_create(args))
         }
+        Command::LinuxExec(args) => {
+            logging::init(&cli.log_level, cli.log_format);
+            Ok(commands::shim::linux_exec(args))
+        }
         command => {
             logging::init(&cli.log_level, cli.log_format);
             match command {
@@ -61,7 +68,7 @@ fn main() -> std::process::ExitCode {
                 Command::Node(args) => commands::node::main(args),
                 Command::Image(cmd) => commands::image::main(cmd),
                 Command::Bench(cmd) => commands::bench::main(cmd),
-                Command::Shim(_) | Command::LinuxCreate(_) => unreachable!("handled above"),
+                Command::Shim(_) | Command::LinuxCreate(_) | Command::LinuxExec(_) => unreachable!("handled above"),
             }
         }
     };

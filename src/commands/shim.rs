@@ -1,6 +1,6 @@
 //! `wasmlet shim`: the per-pod supervisor. Binds its socket, detaches from the daemon (it forks,
 //! so nothing may start a thread before), then serves. Also `wasmlet linux-create`, the
-//! single-threaded helper a shim execs to create a Linux container.
+//! single-threaded helpers a shim execs to create a Linux container and to exec in one.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -40,5 +40,19 @@ pub struct LinuxCreateArgs {
 /// Creates the container and reports `ok <pid>` / `error <message>` on stdout.
 pub fn linux_create(args: LinuxCreateArgs) -> ExitCode {
     let code = wasmlet_shim::linux::create::create_main(&args.id, &args.state_root, &args.bundle);
+    ExitCode::from(u8::try_from(code).unwrap_or(1))
+}
+
+/// `wasmlet linux-exec ID STATE_ROOT SPEC_JSON`, with the process's stdio at fds 3, 4, 5.
+#[derive(clap::Args)]
+pub struct LinuxExecArgs {
+    id: String,
+    state_root: PathBuf,
+    spec: String,
+}
+
+/// Starts the process and reports `ok <pid>` / `error <message>` on stdout.
+pub fn linux_exec(args: LinuxExecArgs) -> ExitCode {
+    let code = wasmlet_shim::linux::exec::exec_main(&args.id, &args.state_root, &args.spec);
     ExitCode::from(u8::try_from(code).unwrap_or(1))
 }

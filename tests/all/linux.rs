@@ -104,6 +104,23 @@ async fn busybox_runs_logs_sees_its_hostname_and_only_its_processes() {
     assert_eq!(status.state, RUNNING, "{status:?}");
     assert_eq!(status.image.as_ref().unwrap().image, image);
 
+    // ExecSync runs in the container: its UTS namespace, its environment, its exit code.
+    let exec = |cmd: &[&str], timeout: i64| {
+        let req = cri::ExecSyncRequest { container_id: id.clone(), cmd: cmd.iter().map(|s| s.to_string()).collect(), timeout };
+        let mut rt = d.rt();
+        async move { rt.exec_sync(req).await }
+    };
+    let out = exec(&["cat", "/etc/hostname"], 10).await.unwrap().into_inner();
+    assert_eq!((out.exit_code, String::from_utf8_lossy(&out.stdout).as_ref()), (0, "bb-host\n"), "{out:?}");
+    let out = exec(&["sh", "-c", "echo $GREETING; echo oops >&2; exit 5"], 10).await.unwrap().into_inner();
+    assert_eq!((out.exit_code, out.stdout.as_slice(), out.stderr.as_slice()), (5, &b"hello\n"[..], &b"oops\n"[..]), "{out:?}");
+    let t = Instant::now();
+    let slow = exec(&["sleep", "30"], 1).await;
+    expect_error("an exec past its timeout", slow, Code::DeadlineExceeded, &[]);
+    assert!(t.elapsed() < Duration::from_secs(10), "the timeout is honoured: {:?}", t.elapsed());
+    let missing = exec(&["/bin/not-there"], 10).await;
+    assert!(missing.is_err() || missing.as_ref().unwrap().get_ref().exit_code != 0, "{missing:?}");
+
     // sh as pid 1 ignores SIGTERM: the grace period runs out and SIGKILL ends it (137).
     let t = Instant::now();
     d.rt().stop_container(cri::StopContainerRequest { container_id: id.clone(), timeout: 1 }).await.unwrap();

@@ -332,7 +332,7 @@ impl Supervisor {
         }
         let target = match &c.workload {
             Workload::Wasm { spec, .. } => crate::exec::ExecTarget::Wasm { engine: self.executor.engine().clone(), spec: spec.clone() },
-            Workload::Linux(_) => crate::exec::ExecTarget::Linux,
+            Workload::Linux(l) => crate::exec::ExecTarget::Linux(Arc::clone(l)),
         };
         Ok(target)
     }

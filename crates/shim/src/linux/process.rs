@@ -6,6 +6,7 @@
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::ffi::OsStr;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -33,6 +34,7 @@ pub(crate) struct LinuxContainer {
     pumps_done: Mutex<Option<Receiver<()>>>,
     log: Option<Arc<CriLog>>,
     /// The write end of the container's stdin, kept for attach when `spec.stdin`.
+    #[allow(dead_code, reason = "attach to a Linux container's stdin writes to it")]
     pub stdin: Mutex<Option<File>>,
 }
 
@@ -45,43 +47,17 @@ pub(crate) struct LinuxExit {
 impl LinuxContainer {
     /// Creates the container: its init process exists, fully set up, blocked until [`start`](Self::start).
     pub fn create(id: &str, spec: &LinuxSpec, log: Option<Arc<CriLog>>) -> Result<LinuxContainer, RemoteError> {
-        reaper::ensure_started().map_err(|e| internal("starting the reaper", e))?;
         let (stdin_r, stdin_w) = pipe()?;
         let (out_r, out_w) = pipe()?;
         let (err_r, err_w) = pipe()?;
-        // Above the standard descriptors, so placing them at 3, 4, 5 in the child clobbers none.
-        let fds = [high_dup(&stdin_r)?, high_dup(&out_w)?, high_dup(&err_w)?];
-        let mut cmd = Command::new("/proc/self/exe");
-        cmd.arg("linux-create").arg(id).arg(&spec.state_root).arg(&spec.bundle);
-        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::inherit());
-        let raw: [RawFd; 3] = [fds[0].as_raw_fd(), fds[1].as_raw_fd(), fds[2].as_raw_fd()];
-        // SAFETY: only dup2 (async-signal-safe) between fork and exec.
-        unsafe {
-            cmd.pre_exec(move || {
-                for (i, fd) in raw.iter().enumerate() {
-                    if libc::dup2(*fd, 3 + i as RawFd) < 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                }
-                Ok(())
-            });
-        }
         let started = Instant::now();
-        let mut child = cmd.spawn().map_err(|e| internal("starting the linux-create helper", e))?;
-        let helper_exit = reaper::watch(child.id() as i32);
-        drop(fds);
-        drop((stdin_r, out_w, err_w));
-        let mut line = String::new();
-        if let Some(out) = child.stdout.take() {
-            let _ = BufReader::new(out).read_line(&mut line);
-        }
-        let _ = helper_exit.recv();
+        let args = [OsStr::new("linux-create"), OsStr::new(id), spec.state_root.as_os_str(), spec.bundle.as_os_str()];
+        let outcome = run_helper(&args, [stdin_r, out_w, err_w]);
         tracing::debug!(container.id = %id, create_us = started.elapsed().as_micros() as u64, "linux-create helper done");
-        let pid = match line.trim_end().split_once(' ') {
-            Some(("ok", pid)) => pid.parse::<i32>().map_err(|e| internal("helper's pid", e))?,
-            Some(("error", message)) => return Err(RemoteError::InvalidArgument(format!("creating container {id}: {message}"))),
-            _ => return Err(RemoteError::Internal(format!("creating container {id}: the helper said {line:?}"))),
-        };
+        let pid = outcome.map_err(|e| match e {
+            HelperError::Refused(message) => RemoteError::InvalidArgument(format!("creating container {id}: {message}")),
+            HelperError::Failed(message) => RemoteError::Internal(format!("creating container {id}: {message}")),
+        })?;
         let exit = reaper::watch(pid);
         let (done_tx, done_rx) = channel();
         pump(out_r, log.clone(), LogStream::Stdout, done_tx.clone());
@@ -170,8 +146,64 @@ impl LinuxContainer {
         }
     }
 
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    pub fn state_root(&self) -> &Path {
+        &self.spec.state_root
+    }
+
     pub fn stop_signal(&self) -> i32 {
         self.spec.stop_signal
+    }
+}
+
+/// How a helper run failed: it refused the request (its message says why), or it did not run.
+pub(crate) enum HelperError {
+    Refused(String),
+    Failed(String),
+}
+
+/// Runs `/proc/self/exe ARGS...` (a single-threaded helper calling libcontainer) with `stdio` as
+/// its fds 3, 4 and 5, and returns the pid it reports (`ok <pid>` on its stdout). The process of
+/// that pid outlives the helper and becomes this shim's child (it is a subreaper).
+pub(crate) fn run_helper(args: &[&OsStr], stdio: [OwnedFd; 3]) -> Result<i32, HelperError> {
+    let failed = |what: &str, e: &dyn std::fmt::Display| HelperError::Failed(format!("{what}: {e}"));
+    reaper::ensure_started().map_err(|e| failed("starting the reaper", &e))?;
+    // Above the standard descriptors, so placing them at 3, 4, 5 in the child clobbers none.
+    let mut high = Vec::with_capacity(3);
+    for fd in &stdio {
+        high.push(high_dup(fd).map_err(|e| HelperError::Failed(e.to_string()))?);
+    }
+    let mut cmd = Command::new("/proc/self/exe");
+    cmd.args(args);
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::inherit());
+    let raw: [RawFd; 3] = [high[0].as_raw_fd(), high[1].as_raw_fd(), high[2].as_raw_fd()];
+    // SAFETY: only dup2 (async-signal-safe) between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            for (i, fd) in raw.iter().enumerate() {
+                if libc::dup2(*fd, 3 + i as RawFd) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().map_err(|e| failed("starting the helper", &e))?;
+    let helper_exit = reaper::watch(child.id() as i32);
+    drop(high);
+    drop(stdio);
+    let mut line = String::new();
+    if let Some(out) = child.stdout.take() {
+        let _ = BufReader::new(out).read_line(&mut line);
+    }
+    let _ = helper_exit.recv();
+    match line.trim_end().split_once(' ') {
+        Some(("ok", pid)) => pid.parse::<i32>().map_err(|e| failed("the helper's pid", &e)),
+        Some(("error", message)) => Err(HelperError::Refused(message.to_string())),
+        _ => Err(HelperError::Failed(format!("the helper said {line:?}"))),
     }
 }
 
@@ -208,7 +240,7 @@ fn oom_kills(file: &Path) -> u64 {
         .unwrap_or(0)
 }
 
-fn pipe() -> Result<(OwnedFd, OwnedFd), RemoteError> {
+pub(crate) fn pipe() -> Result<(OwnedFd, OwnedFd), RemoteError> {
     nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| internal("pipe", e))
 }
 
