@@ -449,12 +449,13 @@ pub(crate) fn serve(
         wake: Notify::new(),
         engine: engine.clone(),
     });
+    let start = Instant::now();
+    // A daemon that already hung up gets nothing run.
+    respond(&conn, &Response::Ok)?;
     running()
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .insert(exec_id.clone(), (id.clone(), Arc::clone(&stop)));
-    let start = Instant::now();
-    respond(&conn, &Response::Ok)?;
     let killer = Arc::clone(&stop);
     let watcher = watch(
         conn.try_clone()?,
