@@ -296,6 +296,25 @@ async fn static_pods_come_up_with_env_volumes_and_init_containers() {
     );
     agent.put("broken.yaml", "spec: [this is not a pod");
     agent.put("empty.yaml", &pod_yaml("empty", "  containers: []\n"));
+    // Written after web.yaml: same namespace/name, so it is refused and web carries on.
+    agent.put(
+        "z-duplicate.yaml",
+        &pod_yaml(
+            "web",
+            &format!(
+                "  containers:\n  - {{name: other, image: {}}}\n",
+                LOGGER_P1.image
+            ),
+        ),
+    );
+    // An image that never pulls (nothing listens on port 1).
+    agent.put(
+        "nopull.yaml",
+        &pod_yaml(
+            "nopull",
+            "  containers:\n  - {name: c, image: '127.0.0.1:1/nothing:v1'}\n",
+        ),
+    );
 
     let web = agent
         .wait_pod("web", Duration::from_secs(15), "Running and ready", |p| {
@@ -412,6 +431,36 @@ async fn static_pods_come_up_with_env_volumes_and_init_containers() {
     assert!(
         errors.contains("empty.yaml") && errors.contains("spec.containers: Required value"),
         "{errors}"
+    );
+    assert!(
+        errors.contains("z-duplicate.yaml")
+            && errors.contains(&format!("duplicate pod {NAMESPACE}/web")),
+        "{errors}"
+    );
+    let nopull = agent
+        .wait_pod("nopull", Duration::from_secs(15), "ImagePullBackOff", |p| {
+            let w = container(p, "c")?
+                .state
+                .as_ref()
+                .and_then(|s| s.waiting.clone())
+                .and_then(|w| w.reason);
+            if w.as_deref() == Some("ImagePullBackOff") && phase(p) == "Pending" {
+                Ok(p.clone())
+            } else {
+                Err(format!("waiting {w:?}"))
+            }
+        })
+        .await;
+    let events = agent.record("nopull").unwrap().events;
+    assert!(
+        events.iter().any(|e| e.reason == "Failed"
+            && e.message
+                .starts_with("Failed to pull image \"127.0.0.1:1/nothing:v1\"")),
+        "{events:?}"
+    );
+    assert!(
+        sandboxes_of(&d, &uid(&nopull)).await.len() == 1,
+        "the pod has its sandbox, waiting for its image"
     );
     let (logs, _) = agent.cli(&["logs", "web", "-c", "logger"]);
     assert!(logs.starts_with("tick 1\n"), "{logs:?}");
