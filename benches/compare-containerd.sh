@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Cold start, wasmlet vs containerd + runc, on this machine, in one interleaved run.
 #
-# Installs Debian's containerd, runc and busybox-static (apt-get), starts a containerd with its
+# Installs Debian's containerd, runc, busybox-static and skopeo (apt-get), starts a containerd with its
 # own root, state and socket in a temporary directory (CRI plugin, runc, cgroupfs, no CNI: the
 # pods use hostNetwork), imports two tiny images built here from the static busybox — the
 # sandbox ("pause") image, whose entrypoint is `sleep 2147483647`, and the workload — starts a
-# `wasmlet daemon` on its own socket and root with hello imported, and runs
+# `wasmlet daemon` on its own socket and root with hello and the same busybox imported, and runs
 #   wasmlet bench cold-start --endpoint <wasmlet> --vs <containerd> …
+# twice: the Wasm hello pod on wasmlet vs busybox on containerd, then busybox on both.
 # Prints the tables; leaves the JSON and the SVG chart in $OUT (default benches/out/).
 # Everything it started is stopped and removed on exit.
 #
@@ -70,7 +71,7 @@ if [[ -z ${SKIP_INSTALL:-} ]]; then
     log "installing containerd, runc, busybox-static"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
-    apt-get install -y -qq containerd runc busybox-static >/dev/null
+    apt-get install -y -qq containerd runc busybox-static skopeo >/dev/null
 fi
 BUSYBOX=/bin/busybox   # busybox-static's: no libraries to copy into the image
 
@@ -150,6 +151,9 @@ WASMLET=$REPO/target/release/wasmlet
 WL_DIRS=(--root "$WORK/wasmlet/root" --state "$WORK/wasmlet/state" --cni-conf-dir "$WORK/cni/net.d")
 mkdir -p "$WORK/wasmlet"
 "$WASMLET" image import target/wasm-apps/wasm32-wasip1/release/hello.wasm --name localhost/hello:latest "${WL_DIRS[@]}" --log-level warn >/dev/null
+# The same busybox image for wasmlet's Linux containers, as an OCI layout (skopeo converts it).
+skopeo copy -q "docker-archive:$BUSYBOX_TAR" "oci:$WORK/busybox-oci:bench"
+"$WASMLET" image import "$WORK/busybox-oci" --name "$BUSYBOX_REF" "${WL_DIRS[@]}" --log-level warn >/dev/null
 log "starting wasmlet daemon ($WL_SOCK)"
 "$WASMLET" daemon --socket "$WL_SOCK" "${WL_DIRS[@]}" --log-level warn >"$WORK/wasmlet.log" 2>&1 &
 WL_PID=$!
@@ -168,3 +172,12 @@ echo "# $(date -u +%FT%TZ) $(uname -r) nproc=$(nproc) $(containerd --version | c
     --json "$OUT/cold-start-vs-containerd.json" --svg "$OUT/cold-start-vs-containerd.svg" \
     --vs-command "sh -c 'echo hi'"
 log "wrote $OUT/cold-start-vs-containerd.json and .svg"
+
+log "cold start: busybox (a Linux container) on both, $PODS pods per endpoint, interleaved"
+"$WASMLET" bench cold-start \
+    --endpoint "unix://$WL_SOCK" --image "$BUSYBOX_REF" --command "sh -c 'echo hi'" \
+    --vs "unix://$CTRD_SOCK" \
+    --pods "$PODS" --concurrency "$CONCURRENCY" --network "$NETWORK" \
+    --log-dir "$WORK/logs" \
+    --json "$OUT/cold-start-busybox-vs-containerd.json" --svg "$OUT/cold-start-busybox-vs-containerd.svg"
+log "wrote $OUT/cold-start-busybox-vs-containerd.json and .svg"

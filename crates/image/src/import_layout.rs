@@ -19,14 +19,14 @@ use crate::oci::{
     CONTAINERD_IMAGE_NAME, ConfigBlob, Descriptor, Index, MAX_JSON_BYTES, Manifest, REF_NAME,
     WASM_LAYERS, is_wasm_platform, tar_layer_compression,
 };
-use crate::record::{ImageConfig, ImageRecord};
+use crate::record::{LINUX_KIND, ImageConfig, ImageRecord};
 use crate::reference::{Reference, is_tag, normalize};
 use crate::staging::Staging;
 use crate::store::ImageStore;
 use crate::tar_find::{Layer, Lookup, find_file};
 
 const MAX_INDEX_DEPTH: usize = 4;
-const LINUX: &str = "linux images are not supported yet";
+const NOT_RUNNABLE: &str = "neither a Wasm nor a Linux image";
 
 pub(crate) fn prepare(
     store: &ImageStore,
@@ -124,11 +124,14 @@ impl Layout<'_> {
                 blobs.push(format!("sha256:{hex}"));
                 wasm
             }
+            [] if config.os == "linux" => {
+                return self.prepare_linux(staging, top, reference, label, manifest, config, &config_path, blobs);
+            }
             [] => {
                 let platform = format!("{}/{}", config.os, config.architecture);
                 return Err(Error::not_wasm(
                     label,
-                    format!("{LINUX} (platform {platform}, no Wasm layer)"),
+                    format!("{NOT_RUNNABLE} (platform {platform}, no Wasm layer)"),
                 ));
             }
             several => {
@@ -167,7 +170,64 @@ impl Layout<'_> {
         })
     }
 
-    /// The manifest `desc` leads to: itself, or the `wasi/wasm` entry of the index it is.
+    /// A Linux image: its layers staged (verified against their digests) and unpacked into
+    /// snapshots (verified against the config's diff_ids), as a pull does.
+    #[allow(clippy::too_many_arguments)]
+    fn prepare_linux(
+        &self,
+        staging: &mut Staging,
+        top: &Descriptor,
+        reference: Reference,
+        label: String,
+        manifest: Manifest,
+        config: ConfigBlob,
+        config_path: &Path,
+        mut blobs: Vec<String>,
+    ) -> Result<Prepared, Error> {
+        // The unpacker reads `<dir>/<hex>`: hard links to the verified staged copies.
+        let by_hex = staging.dir().join(format!("linux-{}", crate::digest::sha256_hex_of(&manifest.config.digest).unwrap_or("config")));
+        fs::create_dir_all(&by_hex).map_err(io_err(&by_hex))?;
+        let link = |path: &Path, digest: &str| -> Result<(), Error> {
+            let to = by_hex.join(crate::digest::sha256_hex_of(digest).unwrap_or(digest));
+            match fs::hard_link(path, &to) {
+                Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => Err(io_err(&to)(e)),
+                _ => Ok(()),
+            }
+        };
+        link(config_path, &manifest.config.digest)?;
+        for layer in &manifest.layers {
+            if !crate::pull::is_linux_layer(&layer.media_type) {
+                return Err(Error::not_wasm(label, format!("layer media type {:?} is not a tar layer", layer.media_type)));
+            }
+            let path = self.stage(staging, layer, None, "layer")?;
+            link(&path, &layer.digest)?;
+            blobs.push(layer.digest.clone());
+        }
+        let snapshots = self.store.unpack_pulled(staging, &by_hex, &manifest, &label)?;
+        let mut unique = Vec::new();
+        for blob in blobs {
+            if !unique.contains(&blob) {
+                unique.push(blob);
+            }
+        }
+        Ok(Prepared {
+            record: ImageRecord {
+                id: manifest.config.digest.clone(),
+                repo_tags: vec![label],
+                repo_digests: vec![format!("{}@{}", reference.name(), top.digest)],
+                size: manifest.config.size + manifest.layers.iter().map(|l| l.size).sum::<u64>(),
+                kind: LINUX_KIND.to_owned(),
+                wasm_digest: manifest.config.digest.clone(),
+                config: ImageConfig::from_oci(config.config),
+                created_unix_nanos: 0,
+                blobs: unique,
+                snapshots,
+            },
+        })
+    }
+
+    /// The manifest `desc` leads to: itself, or the `wasi/wasm` entry of the index it is (else
+    /// its `linux/<this machine's architecture>` entry).
     fn select_manifest(
         &self,
         staging: &mut Staging,
@@ -197,7 +257,12 @@ impl Layout<'_> {
                 .as_ref()
                 .is_some_and(|p| is_wasm_platform(&p.os, &p.architecture))
         };
-        let chosen = match index.manifests.iter().find(is_wasm) {
+        let is_native_linux = |d: &&Descriptor| {
+            d.platform
+                .as_ref()
+                .is_some_and(|p| p.os == "linux" && p.architecture == crate::pull::node_arch())
+        };
+        let chosen = match index.manifests.iter().find(is_wasm).or_else(|| index.manifests.iter().find(is_native_linux)) {
             Some(entry) => entry,
             // An index without platforms (e.g. from `oras`) has nothing to choose by: take its first entry.
             None if index.manifests.iter().all(|d| d.platform.is_none())
@@ -208,8 +273,8 @@ impl Layout<'_> {
             None => {
                 let platforms = index.platforms();
                 let detail = format!(
-                    "{LINUX} (no wasi/wasm entry; platforms: {})",
-                    platforms
+                    "no wasi/wasm or linux/{} entry (platforms: {platforms})",
+                    crate::pull::node_arch()
                 );
                 return Err(Error::not_wasm(label, detail));
             }
@@ -548,30 +613,28 @@ mod tests {
     }
 
     #[test]
-    fn linux_images_are_not_wasm() {
+    fn linux_images_are_imported_with_their_layers_unpacked() {
         let (_dir, store, layout) = setup();
-        let layer = tar_bytes(&[Item::File("bin/sh", b"\x7fELF")], true);
-        let linux = layout.image(&config("linux", "amd64", &["/bin/sh"]), &[(TAR_GZ, &layer)]);
+        let items = [Item::File("bin/sh", b"\x7fELF")];
+        let layer = tar_bytes(&items, true);
+        let mut linux_config = config("linux", "amd64", &["/bin/sh"]);
+        let diff_id = format!("sha256:{}", crate::digest::sha256_hex(&tar_bytes(&items, false)));
+        linux_config["rootfs"] = serde_json::json!({"type": "layers", "diff_ids": [diff_id]});
+        let linux = layout.image(&linux_config, &[(TAR_GZ, &layer)]);
         let linux = annotated(linux, REF_NAME, "docker.io/library/alpine:3");
-        let err = store
-            .import(layout.finish(std::slice::from_ref(&linux)), None)
-            .unwrap_err();
-        match &err {
-            Error::NotWasm { image, detail } => {
-                assert_eq!(image, "docker.io/library/alpine:3");
-                assert!(
-                    detail.contains("linux images are not supported yet"),
-                    "{detail}"
-                );
-            }
-            other => panic!("{other}"),
-        }
-        let index = layout.index(&[with_platform(linux, "linux", "amd64")]);
-        let err = store
-            .import(layout.finish(&[index]), Some("alpine"))
-            .unwrap_err();
-        assert!(err.to_string().contains("linux/amd64"), "{err}");
-        assert_store_empty(&store);
+        let images = store.import(layout.finish(std::slice::from_ref(&linux)), None).unwrap();
+        assert!(images[0].is_linux(), "{:?}", images[0]);
+        assert_eq!(images[0].repo_tags, vec!["docker.io/library/alpine:3".to_string()]);
+        let dirs = store.snapshot_dirs(&images[0]);
+        assert_eq!(dirs.len(), 1);
+        assert_eq!(fs::read(dirs[0].join("bin/sh")).unwrap(), b"\x7fELF");
+
+        // From an index: the entry of this machine's architecture; none there is an error.
+        let index = layout.index(&[with_platform(linux.clone(), "linux", crate::pull::node_arch())]);
+        assert!(store.import(layout.finish(&[index]), Some("alpine")).unwrap()[0].is_linux());
+        let index = layout.index(&[with_platform(linux, "linux", "s390x")]);
+        let err = store.import(layout.finish(&[index]), Some("alpine")).unwrap_err();
+        assert!(err.to_string().contains("linux/s390x"), "{err}");
     }
 
     #[test]

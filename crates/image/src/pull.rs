@@ -208,7 +208,7 @@ fn linux_image(
 }
 
 /// Tar layers, uncompressed, gzip or zstd, OCI or docker media types.
-fn is_linux_layer(media_type: &str) -> bool {
+pub(crate) fn is_linux_layer(media_type: &str) -> bool {
     matches!(
         media_type,
         "application/vnd.oci.image.layer.v1.tar"
@@ -225,7 +225,7 @@ fn is_linux_layer(media_type: &str) -> bool {
 }
 
 /// The node's architecture as OCI platforms name it.
-fn node_arch() -> &'static str {
+pub(crate) fn node_arch() -> &'static str {
     match std::env::consts::ARCH {
         "x86_64" => "amd64",
         "aarch64" => "arm64",
