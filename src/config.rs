@@ -7,6 +7,12 @@
 //! cni_conf_dir = "/etc/cni/net.d"
 //! cni_bin_dirs = ["/opt/cni/bin", "/usr/lib/cni"]
 //! stream_address = "127.0.0.1:0"          # exec/attach/port-forward URLs (port 0: any free)
+//! default_runtime_handler = "wasmlet"      # the handler of pods with no RuntimeClass
+//!
+//! [runtime_handlers]    # RuntimeClass handlers (replace the built-in set when given)
+//! wasmlet = "auto"      # Wasm images as Wasm, Linux images as Linux containers
+//! wasmtime = "wasm"     # Wasm only: a Linux image is refused
+//! runc = "linux"        # same as auto (a Wasm image always runs as Wasm)
 //!
 //! [registries]
 //! insecure = ["registry.local:5000"]   # plain HTTP (loopback registries always are)
@@ -38,6 +44,10 @@ pub struct FileConfig {
     pub cni_bin_dirs: Option<Vec<PathBuf>>,
     /// Where the streaming server (exec, attach, port-forward) listens.
     pub stream_address: Option<std::net::SocketAddr>,
+    /// The handler of pods whose RuntimeClass names none.
+    pub default_runtime_handler: Option<String>,
+    /// Handler name → `wasm`, `linux` or `auto`.
+    pub runtime_handlers: Option<std::collections::BTreeMap<String, String>>,
     #[serde(default)]
     pub registries: RegistriesConfig,
 }
@@ -65,6 +75,7 @@ pub struct Paths {
     pub registries: wasmlet_image::RegistryOptions,
     /// The config file's `stream_address`, if it has one.
     pub stream_address: Option<std::net::SocketAddr>,
+    pub handlers: wasmlet_cri::handlers::Handlers,
 }
 
 /// The flags that can override the file (shared by `daemon` and `image`).
@@ -109,6 +120,7 @@ impl PathFlags {
                 .or(file.cni_bin_dirs)
                 .unwrap_or_else(|| DEFAULT_CNI_BIN_DIRS.iter().map(PathBuf::from).collect()),
             stream_address: file.stream_address,
+            handlers: handlers(file.runtime_handlers.as_ref(), file.default_runtime_handler.as_deref())?,
             registries: {
                 let mut r = wasmlet_image::RegistryOptions::default();
                 r.insecure = file.registries.insecure.clone();
@@ -140,8 +152,30 @@ impl Paths {
         opts.cni_conf_dir = self.cni_conf_dir.clone();
         opts.cni_bin_dirs = self.cni_bin_dirs.clone();
         opts.registries = self.registries.clone();
+        opts.handlers = self.handlers.clone();
         Ok(opts)
     }
+}
+
+/// The handler set from the file (the built-in one when it names none).
+fn handlers(
+    table: Option<&std::collections::BTreeMap<String, String>>,
+    default: Option<&str>,
+) -> anyhow::Result<wasmlet_cri::handlers::Handlers> {
+    let mut handlers = wasmlet_cri::handlers::Handlers::default();
+    if let Some(table) = table {
+        handlers.handlers = table
+            .iter()
+            .map(|(name, kind)| Ok((name.clone(), kind.parse().map_err(|e| anyhow::anyhow!("runtime_handlers.{name}: {e}"))?)))
+            .collect::<anyhow::Result<_>>()?;
+    }
+    if let Some(d) = default {
+        handlers.default = d.to_string();
+    }
+    if handlers.kind(&handlers.default).is_none() {
+        anyhow::bail!("default_runtime_handler {:?} is not one of the runtime_handlers ({})", handlers.default, handlers.names().join(", "));
+    }
+    Ok(handlers)
 }
 
 fn load(path: &Path) -> anyhow::Result<FileConfig> {
@@ -184,6 +218,22 @@ mod tests {
         std::fs::write(&file, "stream_address = \"127.0.0.1:10010\"\n").unwrap();
         let flags = PathFlags { config: Some(file), socket: None, root: None, state: None, cni_conf_dir: None, cni_bin_dirs: vec![] };
         assert_eq!(flags.resolve().unwrap().stream_address, Some("127.0.0.1:10010".parse().unwrap()));
+    }
+
+    #[test]
+    fn runtime_handlers_table() {
+        use wasmlet_cri::handlers::HandlerKind;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, "default_runtime_handler = \"runc\"\n[runtime_handlers]\nwasmtime = \"wasm\"\nrunc = \"linux\"\n").unwrap();
+        let flags = PathFlags { config: Some(file.clone()), socket: None, root: None, state: None, cni_conf_dir: None, cni_bin_dirs: vec![] };
+        let h = flags.resolve().unwrap().handlers;
+        assert_eq!((h.kind(""), h.kind("wasmtime"), h.kind("wasmlet")), (Some(HandlerKind::Auto), Some(HandlerKind::WasmOnly), None));
+        std::fs::write(&file, "default_runtime_handler = \"kata\"\n").unwrap();
+        let err = format!("{:#}", flags.resolve().unwrap_err());
+        assert!(err.contains("kata"), "{err}");
+        std::fs::write(&file, "[runtime_handlers]\nwasmlet = \"vm\"\n").unwrap();
+        assert!(format!("{:#}", flags.resolve().unwrap_err()).contains("vm"));
     }
 
     #[test]

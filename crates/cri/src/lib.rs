@@ -10,6 +10,7 @@ pub mod client;
 mod convert;
 mod error;
 mod filter;
+pub mod handlers;
 mod ids;
 mod image;
 mod names;

@@ -30,6 +30,8 @@ pub struct RuntimeOptions {
     /// The streaming server of Exec, Attach and PortForward, once the daemon started it
     /// ([`crate::streaming::start`]); `wasmlet run` has none.
     pub streaming: Arc<std::sync::OnceLock<wasmlet_streaming::Server>>,
+    /// The RuntimeClass handlers served and the default one.
+    pub handlers: crate::handlers::Handlers,
 }
 
 impl RuntimeOptions {
@@ -47,6 +49,7 @@ impl RuntimeOptions {
             cni_bin_dirs: vec!["/opt/cni/bin".into(), "/usr/lib/cni".into()],
             registries: Default::default(),
             streaming: Default::default(),
+            handlers: Default::default(),
         }
     }
 

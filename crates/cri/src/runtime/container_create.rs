@@ -49,7 +49,7 @@ impl Runtime {
             .await?
             .ok_or_else(|| Error::NotFound(format!("image {image_ref:?} not found: pull or import it first")))?;
         if let Artifact::Layers(_) = &artifact
-            && WASM_ONLY_HANDLERS.contains(&sandbox.runtime_handler.as_str())
+            && self.opts.handlers.kind(&sandbox.runtime_handler) == Some(crate::handlers::HandlerKind::WasmOnly)
         {
             return Err(Error::InvalidArgument(format!(
                 "image {image_ref:?} is a Linux image, but the pod's runtime handler {:?} runs Wasm only",
@@ -163,10 +163,6 @@ impl Runtime {
         Ok(CreateContainerResponse { container_id: id })
     }
 }
-
-/// Handlers that run Wasm only; any other (`runc`, `linux`, the default) runs Linux images as
-/// Linux containers. A Wasm image runs as Wasm whatever the handler.
-const WASM_ONLY_HANDLERS: &[&str] = &["wasmtime", "wasm"];
 
 /// What runs: a Wasm image's compiled artifact, or a Linux image's unpacked layers (bottom first).
 enum Artifact {

@@ -14,8 +14,6 @@ use crate::service::require;
 use crate::store::{SandboxRecord, SandboxState};
 use crate::{Error, Runtime};
 
-/// RuntimeClass handlers this runtime serves (`""` is the default handler).
-pub(crate) const HANDLERS: &[&str] = &["wasmlet", "wasmtime", "wasm", "runc", "linux"];
 
 pub(crate) fn sandbox_name(md: &PodSandboxMetadata) -> String {
     format!("{}_{}_{}_{}", md.name, md.namespace, md.uid, md.attempt)
@@ -28,11 +26,11 @@ impl Runtime {
         require(&md.name, "config.metadata.name")?;
         require(&md.namespace, "config.metadata.namespace")?;
         require(&md.uid, "config.metadata.uid")?;
-        if !req.runtime_handler.is_empty() && !HANDLERS.contains(&req.runtime_handler.as_str()) {
+        if self.opts.handlers.kind(&req.runtime_handler).is_none() {
             return Err(Error::InvalidArgument(format!(
                 "runtime_handler {:?} is not configured (known: {})",
                 req.runtime_handler,
-                HANDLERS.join(", ")
+                self.opts.handlers.names().join(", ")
             )));
         }
         // Everything that can be refused is checked before anything is made.

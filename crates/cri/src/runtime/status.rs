@@ -34,16 +34,20 @@ impl Runtime {
                 "root": self.opts.root,
                 "state": self.opts.state,
                 "shimExe": self.opts.shim_exe,
-                "handlers": crate::runtime::sandbox_run::HANDLERS,
+                "handlers": self.opts.handlers.names(),
+                "defaultHandler": self.opts.handlers.default,
                 "cniConfDir": self.opts.cni_conf_dir,
                 "cniBinDirs": self.opts.cni_bin_dirs,
             });
             info.insert("config".into(), config.to_string());
         }
-        let handlers = crate::runtime::sandbox_run::HANDLERS
-            .iter()
-            .map(|h| RuntimeHandler {
-                name: h.to_string(),
+        let handlers = self
+            .opts
+            .handlers
+            .names()
+            .into_iter()
+            .map(|name| RuntimeHandler {
+                name,
                 features: Some(RuntimeHandlerFeatures { recursive_read_only_mounts: false, user_namespaces: false }),
             })
             .collect();
