@@ -44,6 +44,9 @@ enum Command {
     /// Runs a process in a Linux container with libcontainer (exec'd by a shim; not for direct use).
     #[command(hide = true, name = "linux-exec")]
     LinuxExec(commands::shim::LinuxExecArgs),
+    /// Holds a pod's shared PID namespace (started by a shim; not for direct use).
+    #[command(hide = true, name = "pid-holder")]
+    PidHolder,
 }
 
 fn main() -> std::process::ExitCode {
@@ -56,6 +59,7 @@ fn main() -> std::process::ExitCode {
             logging::init(&cli.log_level, cli.log_format);
             Ok(commands::shim::linux_create(args))
         }
+        Command::PidHolder => Ok(std::process::ExitCode::from(wasmlet_shim::linux::pid_holder::holder_main() as u8)),
         Command::LinuxExec(args) => {
             logging::init(&cli.log_level, cli.log_format);
             Ok(commands::shim::linux_exec(args))
@@ -68,7 +72,7 @@ fn main() -> std::process::ExitCode {
                 Command::Node(args) => commands::node::main(args),
                 Command::Image(cmd) => commands::image::main(cmd),
                 Command::Bench(cmd) => commands::bench::main(cmd),
-                Command::Shim(_) | Command::LinuxCreate(_) | Command::LinuxExec(_) => unreachable!("handled above"),
+                Command::Shim(_) | Command::LinuxCreate(_) | Command::LinuxExec(_) | Command::PidHolder => unreachable!("handled above"),
             }
         }
     };

@@ -341,3 +341,48 @@ fn find_dir(root: &Path, name: &str) -> Option<PathBuf> {
     }
     None
 }
+
+/// Pids of `wasmlet pid-holder` processes whose parent is one of `parents`.
+fn pid_holders(parents: &[u32]) -> Vec<u32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        if !String::from_utf8_lossy(&cmdline).contains("pid-holder") {
+            continue;
+        }
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let ppid: u32 = status.lines().find_map(|l| l.strip_prefix("PPid:")).and_then(|v| v.trim().parse().ok()).unwrap_or(0);
+        if parents.contains(&ppid) {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn containers_share_the_pods_pid_namespace_when_nothing_says_otherwise() {
+    require_root();
+    let (d, image, _registry) = daemon_with_busybox("linux-pidns", &[]).await;
+    // As crictl sends it: no namespace options at all, so PID (and network) mode POD.
+    let mut pod = d.pod_config("shared-pid");
+    pod.linux = None;
+    let sandbox = run_pod_with(&d.cri, pod.clone()).await;
+    let sleeper = create_with(&d.cri, &sandbox, &pod, sh("sleeper", &image, "exec sleep 3600")).await;
+    start(&d, &sleeper).await;
+    let looker = create_with(&d.cri, &sandbox, &pod, sh("looker", &image, "echo pid1=$(cat /proc/1/cmdline | tr '\\0' ' '); cat /proc/[0-9]*/comm | grep -c sleep")).await;
+    start(&d, &looker).await;
+    let status = d.wait_exited(&looker, Duration::from_secs(15)).await;
+    let log = read_log_text(&log_path(&pod, "looker"));
+    assert_eq!(status.exit_code, 0, "{status:?}\n{log}");
+    assert!(log.contains("pid-holder"), "pid 1 of the pod's namespace is its holder:\n{log}");
+    assert!(log.lines().any(|l| l.trim() == "1"), "the other container's sleep is visible:\n{log}");
+    let holders = pid_holders(&d.shim_pids());
+    assert_eq!(holders.len(), 1, "one holder per pod: {holders:?}");
+
+    d.rt().remove_pod_sandbox(cri::RemovePodSandboxRequest { pod_sandbox_id: sandbox }).await.unwrap();
+    eventually(Duration::from_secs(10), "the holder to exit", || async {
+        if std::path::Path::new(&format!("/proc/{}", holders[0])).exists() { Err(format!("{} still runs", holders[0])) } else { Ok(()) }
+    })
+    .await;
+}

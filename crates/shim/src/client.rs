@@ -92,6 +92,14 @@ impl ShimClient {
         self.call(&Request::CreateLinux { id: id.into(), spec }).await.map(drop)
     }
 
+    /// The pid of the holder of the pod's shared PID namespace (the shim makes it once).
+    pub async fn pod_pid_namespace(&self) -> Result<u32, Error> {
+        match self.call(&Request::PodPidNamespace).await? {
+            Response::Pong { pid } => Ok(pid),
+            other => Err(unexpected(other)),
+        }
+    }
+
     pub async fn start(&self, id: &str) -> Result<i64, Error> {
         match self.call(&Request::Start { id: id.into() }).await? {
             Response::Started { started_at } => Ok(started_at),

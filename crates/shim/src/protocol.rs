@@ -66,6 +66,9 @@ pub enum Request {
     Create { id: String, spec: WasmSpec },
     /// Creates a Linux container: its init process exists, set up, waiting for `Start`.
     CreateLinux { id: String, spec: LinuxSpec },
+    /// The pid of the process holding the pod's shared PID namespace (made on first use);
+    /// answered with `Pong`.
+    PodPidNamespace,
     Start { id: String },
     /// Stops the container; answers once it has exited. A Linux container gets its stop signal,
     /// then SIGKILL after `timeout_ms`; a Wasm container is stopped at once.

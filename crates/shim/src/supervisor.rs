@@ -72,6 +72,7 @@ impl Supervisor {
             Request::Ping => Ok(Response::Pong { pid: std::process::id() }),
             Request::Create { id, spec } => self.create(id, spec),
             Request::CreateLinux { id, spec } => self.create_linux(id, spec),
+            Request::PodPidNamespace => crate::linux::pid_holder::ensure().map(|pid| Response::Pong { pid: pid as u32 }),
             Request::Start { id } => self.start(id),
             Request::Stop { id, timeout_ms } => self.stop(&id, Duration::from_millis(timeout_ms)),
             Request::State { id } => {
@@ -352,6 +353,7 @@ impl Supervisor {
                 l.delete();
             }
         }
+        crate::linux::pid_holder::kill();
     }
 }
 

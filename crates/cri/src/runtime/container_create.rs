@@ -101,6 +101,14 @@ impl Runtime {
                     Some((cgroups, path)) => (cgroups.oom_events_file(path), cgroups.is_v2()),
                     None => (None, false),
                 };
+                // A shared PID namespace is held by a process the shim makes on first use.
+                let pod_pid_ns = match linux::spec::pid_mode(&config, &sandbox.config)? {
+                    k8s_cri::v1::NamespaceMode::Pod => {
+                        let holder = self.shim(&sandbox.id).pod_pid_namespace().await?;
+                        Some(PathBuf::from(format!("/proc/{holder}/ns/pid")))
+                    }
+                    _ => None,
+                };
                 // libcontainer joins (or makes) the cgroup at this path in every hierarchy.
                 let lc_cgroup = if cgroup_path.is_empty() { format!("/wasmlet/{id}") } else { format!("/{}", cgroup_path.trim_start_matches('/')) };
                 let state = self.opts.state.clone();
@@ -111,6 +119,7 @@ impl Runtime {
                         sandbox_id: &sandbox2.id,
                         sandbox: &sandbox2.config,
                         netns: sandbox2.netns.as_deref(),
+                        pod_pid_ns,
                         shim_pid: sandbox2.shim_pid,
                         id: &id2,
                         config: &config2,

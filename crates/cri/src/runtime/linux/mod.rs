@@ -8,7 +8,7 @@ mod capabilities;
 pub(crate) mod pod_files;
 pub(crate) mod rootfs;
 mod seccomp;
-mod spec;
+pub(crate) mod spec;
 mod user;
 
 use std::path::{Path, PathBuf};
@@ -26,6 +26,8 @@ pub(crate) struct Prepare<'a> {
     pub sandbox_id: &'a str,
     pub sandbox: &'a PodSandboxConfig,
     pub netns: Option<&'a Path>,
+    /// The pod's shared PID namespace, when the container's PID mode is POD.
+    pub pod_pid_ns: Option<PathBuf>,
     pub shim_pid: u32,
     pub id: &'a str,
     pub config: &'a ContainerConfig,
@@ -58,6 +60,7 @@ pub(crate) fn prepare(p: Prepare<'_>) -> Result<(LinuxSpec, Bundle), Error> {
             image: p.image,
             rootfs: &bundle.rootfs,
             netns: p.netns,
+            pod_pid_ns: p.pod_pid_ns.as_deref(),
             pod: &pod,
             user: &user,
             capabilities: &caps,

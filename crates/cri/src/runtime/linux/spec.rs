@@ -44,6 +44,8 @@ pub(crate) struct SpecInput<'a> {
     pub image: &'a ImageRecord,
     pub rootfs: &'a Path,
     pub netns: Option<&'a Path>,
+    /// The pod's shared PID namespace (`/proc/<holder>/ns/pid`), for PID mode POD.
+    pub pod_pid_ns: Option<&'a Path>,
     pub pod: &'a PodFiles,
     pub user: &'a User,
     pub capabilities: &'a [String],
@@ -55,8 +57,25 @@ pub(crate) struct SpecInput<'a> {
     pub cgroupns: bool,
 }
 
+/// The container's PID namespace mode: its own `namespace_options`, else the pod's, else POD
+/// (the protobuf default, which a client leaving the field unset, like crictl, gets). TARGET
+/// (ephemeral debug containers) is refused.
+pub(crate) fn pid_mode(config: &ContainerConfig, sandbox: &PodSandboxConfig) -> Result<NamespaceMode, Error> {
+    let container = config.linux.as_ref().and_then(|l| l.security_context.as_ref()).and_then(|s| s.namespace_options.as_ref());
+    let pod = sandbox.linux.as_ref().and_then(|l| l.security_context.as_ref()).and_then(|s| s.namespace_options.as_ref());
+    let raw = container.or(pod).map(|n| n.pid).unwrap_or(NamespaceMode::Pod as i32);
+    match NamespaceMode::try_from(raw) {
+        Ok(NamespaceMode::Target) => Err(Error::InvalidArgument(
+            "namespace_options.pid TARGET is not supported for Linux containers (POD, CONTAINER and NODE are)".into(),
+        )),
+        Ok(mode) => Ok(mode),
+        Err(_) => Err(Error::InvalidArgument(format!("namespace_options.pid: unknown mode {raw}"))),
+    }
+}
+
 pub(crate) fn build(input: SpecInput<'_>) -> Result<Value, Error> {
-    let SpecInput { config, sandbox, image, rootfs, netns, pod, user, capabilities, seccomp, oom_score_adj, cgroup_path, cgroupns } = input;
+    let SpecInput { config, sandbox, image, rootfs, netns, pod_pid_ns, pod, user, capabilities, seccomp, oom_score_adj, cgroup_path, cgroupns } =
+        input;
     let sc = config.linux.as_ref().and_then(|l| l.security_context.as_ref());
     let privileged = sc.is_some_and(|s| s.privileged);
     if config.tty {
@@ -80,19 +99,15 @@ pub(crate) fn build(input: SpecInput<'_>) -> Result<Value, Error> {
         return Err(Error::InvalidArgument(format!("working_dir {cwd:?} must be absolute")));
     }
 
-    let ns = sandbox.linux.as_ref().and_then(|l| l.security_context.as_ref()).and_then(|s| s.namespace_options.clone()).unwrap_or_default();
-    let pid_mode = sc.and_then(|s| s.namespace_options.as_ref()).map(|n| n.pid).unwrap_or(ns.pid);
     let mut namespaces = vec![json!({"type": "mount"})];
-    match NamespaceMode::try_from(pid_mode) {
-        Ok(NamespaceMode::Container) => namespaces.push(json!({"type": "pid"})),
-        Ok(NamespaceMode::Node) => {}
-        Ok(mode @ (NamespaceMode::Pod | NamespaceMode::Target)) => {
-            return Err(Error::InvalidArgument(format!(
-                "namespace_options.pid {} is not supported for Linux containers (CONTAINER and NODE are)",
-                mode.as_str_name()
-            )));
+    match pid_mode(config, sandbox)? {
+        NamespaceMode::Container => namespaces.push(json!({"type": "pid"})),
+        NamespaceMode::Node => {}
+        NamespaceMode::Pod => {
+            let holder = pod_pid_ns.ok_or_else(|| Error::Internal("the pod's PID namespace is missing".into()))?;
+            namespaces.push(json!({"type": "pid", "path": holder}));
         }
-        Err(_) => return Err(Error::InvalidArgument(format!("namespace_options.pid: unknown mode {pid_mode}"))),
+        NamespaceMode::Target => unreachable!("refused by pid_mode"),
     }
     if let Some(p) = netns {
         namespaces.push(json!({"type": "network", "path": p}));
