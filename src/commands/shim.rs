@@ -43,16 +43,18 @@ pub fn linux_create(args: LinuxCreateArgs) -> ExitCode {
     ExitCode::from(u8::try_from(code).unwrap_or(1))
 }
 
-/// `wasmlet linux-exec ID STATE_ROOT SPEC_JSON`, with the process's stdio at fds 3, 4, 5.
+/// `wasmlet linux-exec ID STATE_ROOT SPEC_JSON [CONSOLE_SOCKET]`, with the process's stdio at
+/// fds 3, 4, 5.
 #[derive(clap::Args)]
 pub struct LinuxExecArgs {
     id: String,
     state_root: PathBuf,
     spec: String,
+    console_socket: Option<PathBuf>,
 }
 
 /// Starts the process and reports `ok <pid>` / `error <message>` on stdout.
 pub fn linux_exec(args: LinuxExecArgs) -> ExitCode {
-    let code = wasmlet_shim::linux::exec::exec_main(&args.id, &args.state_root, &args.spec);
+    let code = wasmlet_shim::linux::exec::exec_main(&args.id, &args.state_root, &args.spec, args.console_socket.as_deref());
     ExitCode::from(u8::try_from(code).unwrap_or(1))
 }

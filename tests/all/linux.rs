@@ -386,3 +386,45 @@ async fn containers_share_the_pods_pid_namespace_when_nothing_says_otherwise() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interactive_exec_with_a_terminal_over_websocket() {
+    use crate::streaming::{http_upgrade, ws_headers, ws_read, ws_write};
+    require_root();
+    let (d, image, _registry) = daemon_with_busybox("linux-tty", &[]).await;
+    let pod = own_netns_pod(&d, "tty");
+    let sandbox = run_pod_with(&d.cri, pod.clone()).await;
+    let mut config = sh("app", &image, "sleep 3600");
+    config.linux = Some(cri::LinuxContainerConfig {
+        security_context: Some(cri::LinuxContainerSecurityContext { run_as_user: Some(cri::Int64Value { value: 1000 }), ..Default::default() }),
+        ..Default::default()
+    });
+    let id = create_with(&d.cri, &sandbox, &pod, config).await;
+    start(&d, &id).await;
+    let req = cri::ExecRequest { container_id: id.clone(), cmd: vec!["sh".into()], tty: true, stdin: true, stdout: true, stderr: false };
+    let url = d.rt().exec(req).await.expect("Exec").into_inner().url;
+
+    let (mut sock, head) = http_upgrade(&url, &ws_headers("v5.channel.k8s.io"));
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    // Channel 4 resizes the terminal; channel 0 is what the user types.
+    ws_write(&mut sock, &[&[4u8][..], br#"{"Width":100,"Height":30}"#].concat());
+    std::thread::sleep(Duration::from_millis(200));
+    ws_write(&mut sock, b"\x00echo tty-$((40+2)); tty; stty size; id -u; exit 3\n");
+    let mut out = String::new();
+    let mut status = serde_json::Value::Null;
+    while let Some((op, msg)) = ws_read(&mut sock) {
+        match (op, msg.first()) {
+            (8, _) => break,
+            (2, Some(1)) => out += &String::from_utf8_lossy(&msg[1..]),
+            (2, Some(3)) if msg.len() > 1 => status = serde_json::from_slice(&msg[1..]).unwrap(),
+            _ => {}
+        }
+    }
+    assert!(out.contains("tty-42"), "{out}");
+    assert!(out.contains("/dev/pts/"), "the exec has a terminal:\n{out}");
+    assert!(out.contains("30 100"), "the resize reached the terminal:\n{out}");
+    assert!(out.contains("\n1000") || out.contains("\r\n1000"), "the exec runs as the container's user:\n{out}");
+    assert_eq!(status["reason"], "NonZeroExitCode", "{status}");
+    assert_eq!(status["details"]["causes"][0]["message"], "3", "{status}");
+    d.rt().remove_pod_sandbox(cri::RemovePodSandboxRequest { pod_sandbox_id: sandbox }).await.unwrap();
+}

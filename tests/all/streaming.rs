@@ -551,7 +551,7 @@ struct ExecResult {
 }
 
 /// Sends the HTTP upgrade request for `url` with `headers`; returns the socket and the response head.
-fn http_upgrade(url: &str, headers: &[(&str, String)]) -> (TcpStream, String) {
+pub(crate) fn http_upgrade(url: &str, headers: &[(&str, String)]) -> (TcpStream, String) {
     let rest = url.strip_prefix("http://").expect("an http URL");
     let (host, path) = rest.split_at(rest.find('/').unwrap());
     let mut sock = TcpStream::connect(host).expect("connecting to the streaming server");
@@ -573,7 +573,7 @@ fn http_upgrade(url: &str, headers: &[(&str, String)]) -> (TcpStream, String) {
     (sock, String::from_utf8_lossy(&head).into_owned())
 }
 
-fn header_of(head: &str, name: &str) -> String {
+pub(crate) fn header_of(head: &str, name: &str) -> String {
     head.lines()
         .find_map(|l| {
             l.split_once(':')
@@ -583,7 +583,7 @@ fn header_of(head: &str, name: &str) -> String {
         .unwrap_or_default()
 }
 
-fn ws_headers(protocol: &str) -> Vec<(&'static str, String)> {
+pub(crate) fn ws_headers(protocol: &str) -> Vec<(&'static str, String)> {
     vec![
         ("Connection", "Upgrade".into()),
         ("Upgrade", "websocket".into()),
@@ -594,7 +594,7 @@ fn ws_headers(protocol: &str) -> Vec<(&'static str, String)> {
 }
 
 /// One server frame: (opcode, payload); `None` at the end of the connection.
-fn ws_read(sock: &mut TcpStream) -> Option<(u8, Vec<u8>)> {
+pub(crate) fn ws_read(sock: &mut TcpStream) -> Option<(u8, Vec<u8>)> {
     let mut h = [0u8; 2];
     sock.read_exact(&mut h).ok()?;
     assert_eq!(h[1] & 0x80, 0, "server frames are not masked");
@@ -617,7 +617,7 @@ fn ws_read(sock: &mut TcpStream) -> Option<(u8, Vec<u8>)> {
 }
 
 /// One masked binary frame, as a client must send.
-fn ws_write(sock: &mut TcpStream, payload: &[u8]) {
+pub(crate) fn ws_write(sock: &mut TcpStream, payload: &[u8]) {
     let mask = [7u8, 1, 8, 2];
     let mut f = vec![0x82];
     if payload.len() < 126 {

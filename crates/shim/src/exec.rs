@@ -392,7 +392,10 @@ pub(crate) fn container_exited(container_id: &str) {
 }
 
 /// `ExecResize`: a Wasm guest has no terminal, so there is nothing to tell it.
-pub(crate) fn resize(exec_id: &str, _size: TerminalSize) -> Response {
+pub(crate) fn resize(exec_id: &str, size: TerminalSize) -> Response {
+    if crate::linux::exec::resize(exec_id, size) {
+        return Response::Ok;
+    }
     if running()
         .lock()
         .unwrap_or_else(|e| e.into_inner())

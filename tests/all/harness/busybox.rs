@@ -8,7 +8,7 @@ use std::path::Path;
 const BUSYBOX: &str = "/bin/busybox";
 const APPLETS: &[&str] = &[
     "sh", "echo", "cat", "sleep", "hostname", "id", "ls", "touch", "head", "tr", "wc", "grep", "dd", "wget", "ps", "mkdir",
-    "true", "false", "env", "pwd", "seq",
+    "true", "false", "env", "pwd", "seq", "stty", "tty",
 ];
 
 /// Pushes the busybox image as `<registry>/e2e/busybox:1`; returns the reference.

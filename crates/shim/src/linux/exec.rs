@@ -2,47 +2,57 @@
 //! tenant builder makes a process in the container's namespaces and cgroup, as the container's
 //! user, with its environment plus the exec's. Like create, that runs in a single-threaded
 //! helper (`wasmlet linux-exec`) the shim execs; the process is then the shim's child, waited for
-//! by the reaper and killed (SIGKILL) when the daemon hangs up or the timeout passes.
+//! by the reaper and killed (SIGKILL) when the daemon hangs up or the timeout passes. With a
+//! terminal (`crictl exec -it`), libcontainer makes the pty inside the container and sends its
+//! master to a console socket of the shim, which pumps it to and from the client's streams and
+//! applies resizes.
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::io::Write;
-use std::os::fd::{FromRawFd, OwnedFd};
-use std::os::unix::net::UnixStream;
-use std::path::Path;
+use std::fs::File;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
+use libcontainer::container::Container;
 use libcontainer::container::builder::ContainerBuilder;
 use libcontainer::syscall::syscall::SyscallType;
 
 use super::process::{HelperError, LinuxContainer, run_helper};
 use super::reaper;
-use crate::exec::{ExecExit, ExecSpec, KILLED, TIMED_OUT, respond, watch};
+use crate::exec::{ExecExit, ExecSpec, KILLED, TIMED_OUT, TerminalSize, respond, watch};
 use crate::protocol::{RemoteError, Response};
 
 /// The helper: creates the exec process and reports `ok <pid>` / `error <message>` on stdout.
-/// `spec` is the [`ExecSpec`] as JSON; the process's stdio arrive as fds 3, 4 and 5.
-pub fn exec_main(id: &str, state_root: &Path, spec: &str) -> i32 {
+/// `spec` is the [`ExecSpec`] as JSON; the process's stdio arrive as fds 3, 4 and 5. The process
+/// is the container's own (`config.json`'s): its user, capabilities, cwd, no_new_privs, with the
+/// exec's argv, its env on top of the container's, and a terminal (created in the container, its
+/// master sent to `console`) when the exec asks for one.
+pub fn exec_main(id: &str, state_root: &Path, spec: &str, console: Option<&Path>) -> i32 {
     let outcome = (|| {
         let spec: ExecSpec = serde_json::from_str(spec).map_err(|e| format!("exec spec: {e}"))?;
+        let process_file = process_json(id, state_root, &spec)?;
         // SAFETY: the spawner placed the process's stdio at 3, 4 and 5 and nothing else owns them.
         let (stdin, stdout, stderr) = unsafe { (OwnedFd::from_raw_fd(3), OwnedFd::from_raw_fd(4), OwnedFd::from_raw_fd(5)) };
-        let env: HashMap<String, String> = spec.env.into_iter().collect();
-        ContainerBuilder::new(id.to_string(), SyscallType::default())
+        let built = ContainerBuilder::new(id.to_string(), SyscallType::default())
             .with_root_path(state_root)
             .map_err(|e| crate::chain(&e))?
             .with_stdin(stdin)
             .with_stdout(stdout)
             .with_stderr(stderr)
+            .with_console_socket(console)
             .as_tenant()
-            .with_container_args(spec.argv)
-            .with_env(env)
+            .with_process(Some(&process_file))
             .with_detach(true)
             .build()
             .map(|pid| pid.as_raw())
-            .map_err(|e| crate::chain(&e))
+            .map_err(|e| crate::chain(&e));
+        let _ = std::fs::remove_file(&process_file);
+        built
     })();
     let line = match &outcome {
         Ok(pid) => format!("ok {pid}\n"),
@@ -50,6 +60,35 @@ pub fn exec_main(id: &str, state_root: &Path, spec: &str) -> i32 {
     };
     let _ = std::io::stdout().write_all(line.as_bytes());
     i32::from(outcome.is_err())
+}
+
+/// Writes the exec's OCI process (the container's, with the exec's argv, env and terminal) next
+/// to libcontainer's state of the container; returns its path.
+fn process_json(id: &str, state_root: &Path, spec: &ExecSpec) -> Result<std::path::PathBuf, String> {
+    let container = Container::load(state_root.join(id)).map_err(|e| crate::chain(&e))?;
+    let config_path = container.bundle().join("config.json");
+    let config: serde_json::Value = std::fs::read(&config_path)
+        .map_err(|e| format!("{}: {e}", config_path.display()))
+        .and_then(|b| serde_json::from_slice(&b).map_err(|e| format!("{}: {e}", config_path.display())))?;
+    let mut process = config.get("process").cloned().ok_or_else(|| "the container's spec has no process".to_string())?;
+    let mut env: Vec<String> = serde_json::from_value(process["env"].clone()).unwrap_or_default();
+    for (k, v) in &spec.env {
+        env.retain(|e| !e.starts_with(&format!("{k}=")));
+        env.push(format!("{k}={v}"));
+    }
+    process["args"] = serde_json::json!(spec.argv);
+    process["env"] = serde_json::json!(env);
+    process["terminal"] = serde_json::json!(spec.tty);
+    if let (true, Some(size)) = (spec.tty, spec.terminal) {
+        process["consoleSize"] = serde_json::json!({"height": size.height, "width": size.width});
+    }
+    let file = state_root.join(id).join(format!("exec-{}.json", std::process::id()));
+    std::fs::write(&file, process.to_string()).map_err(|e| format!("{}: {e}", file.display()))?;
+    Ok(file)
+}
+
+fn null() -> std::io::Result<OwnedFd> {
+    std::fs::OpenOptions::new().read(true).write(true).open("/dev/null").map(OwnedFd::from)
 }
 
 /// Serves one exec request on `conn` (after the request line): `Ok` once the process runs, then
@@ -62,12 +101,7 @@ pub(crate) fn serve(
     spec: &ExecSpec,
     fds: Vec<OwnedFd>,
 ) -> std::io::Result<()> {
-    if spec.tty {
-        let msg = "exec with a terminal in a Linux container is not supported yet (run it without -t)".to_string();
-        return respond(&conn, &Response::Error(RemoteError::InvalidArgument(msg)));
-    }
     let mut fds = fds.into_iter();
-    let null = || std::fs::OpenOptions::new().read(true).write(true).open("/dev/null").map(OwnedFd::from);
     let stdin = match spec.stdin.then(|| fds.next()).flatten() {
         Some(fd) => fd,
         None => null()?,
@@ -82,8 +116,21 @@ pub(crate) fn serve(
     };
     let json = serde_json::to_string(spec).map_err(std::io::Error::other)?;
     let start = Instant::now();
-    let args = [OsStr::new("linux-exec"), OsStr::new(container.id()), container.state_root().as_os_str(), OsStr::new(&json)];
-    let pid = match run_helper(&args, [stdin, stdout, stderr]) {
+    // A terminal: made inside the container by libcontainer, its master sent to this socket.
+    let console = match spec.tty {
+        true => Some(Console::listen(container, exec_id)?),
+        false => None,
+    };
+    let mut args = vec![OsStr::new("linux-exec"), OsStr::new(container.id()), container.state_root().as_os_str(), OsStr::new(&json)];
+    if let Some(c) = &console {
+        args.push(c.path.as_os_str());
+    }
+    // With a terminal the process's stdio is the terminal: the helper gets /dev/null for its own.
+    let helper_stdio = match &console {
+        Some(_) => [null()?, null()?, null()?],
+        None => [stdin.try_clone()?, stdout.try_clone()?, stderr.try_clone()?],
+    };
+    let pid = match run_helper(&args, helper_stdio) {
         Ok(pid) => pid,
         // The command could not be started (not found, not executable): kubelet's exec probes
         // expect that as an error of the call, as runc reports it.
@@ -95,6 +142,22 @@ pub(crate) fn serve(
         }
     };
     let exited = reaper::watch(pid);
+    let _terminal = match console {
+        Some(c) => match c.receive(exec_id, spec.terminal, stdin, stdout) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                // SAFETY: plain syscall on our unreaped child.
+                unsafe {
+                    libc::kill(pid, libc::SIGKILL);
+                }
+                return respond(&conn, &Response::Error(RemoteError::Internal(format!("exec in container {id}: the terminal: {e}"))));
+            }
+        },
+        None => {
+            drop((stdin, stdout, stderr));
+            None
+        }
+    };
     respond(&conn, &Response::Ok)?;
     let why = Arc::new(AtomicU8::new(0));
     let watcher = {
@@ -119,6 +182,94 @@ pub(crate) fn serve(
         _ if code == 0 => "Completed",
         _ => "Error",
     };
+    if let Some(t) = TERMINALS.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+        t.remove(exec_id);
+    }
     tracing::info!(container.id = %id, exec.id = %exec_id, exit_code = code, reason, exec.us = start.elapsed().as_micros() as u64, "linux exec ended");
     respond(&conn, &Response::ExecExited(ExecExit { exit_code: code, reason: reason.into(), message: String::new() }))
+}
+
+/// The terminal masters of running execs, by exec id, for resizes.
+static TERMINALS: std::sync::Mutex<Option<HashMap<String, Arc<OwnedFd>>>> = std::sync::Mutex::new(None);
+
+/// Resizes the terminal of exec `exec_id`; `false` if it has none here.
+pub(crate) fn resize(exec_id: &str, size: TerminalSize) -> bool {
+    let terminals = TERMINALS.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(master) = terminals.as_ref().and_then(|t| t.get(exec_id)) else { return false };
+    set_size(master, size);
+    true
+}
+
+fn set_size(master: &OwnedFd, size: TerminalSize) {
+    let ws = libc::winsize { ws_row: size.height, ws_col: size.width, ws_xpixel: 0, ws_ypixel: 0 };
+    // SAFETY: TIOCSWINSZ reads a winsize we own.
+    unsafe {
+        libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &ws);
+    }
+}
+
+/// The socket libcontainer sends an exec's terminal master to (runc's console-socket protocol).
+struct Console {
+    path: PathBuf,
+    listener: UnixListener,
+}
+
+impl Console {
+    fn listen(container: &LinuxContainer, exec_id: &str) -> std::io::Result<Console> {
+        // Short: a unix socket path must fit in 108 bytes.
+        let path = container.bundle_dir().join(format!("tty-{}.sock", &exec_id[..exec_id.len().min(8)]));
+        let _ = std::fs::remove_file(&path);
+        let listener = UnixListener::bind(&path)?;
+        Ok(Console { path, listener })
+    }
+
+    /// Takes the master, applies the first size, and pumps it to/from the client's streams.
+    fn receive(self, exec_id: &str, size: Option<TerminalSize>, stdin: OwnedFd, stdout: OwnedFd) -> std::io::Result<Arc<OwnedFd>> {
+        self.listener.set_nonblocking(false)?;
+        let (conn, _) = self.listener.accept()?;
+        let _ = std::fs::remove_file(&self.path);
+        conn.set_read_timeout(Some(Duration::from_secs(10)))?;
+        let master = Arc::new(recv_fd(&conn)?);
+        if let Some(size) = size {
+            set_size(&master, size);
+        }
+        TERMINALS.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert_with(HashMap::new).insert(exec_id.to_string(), Arc::clone(&master));
+        let mut to_client = File::from(stdout);
+        let mut from_master = File::from(master.try_clone()?);
+        std::thread::spawn(move || {
+            let _ = std::io::copy(&mut from_master, &mut to_client);
+        });
+        let mut from_client = File::from(stdin);
+        let mut to_master = File::from(master.try_clone()?);
+        std::thread::spawn(move || {
+            let _ = std::io::copy(&mut from_client, &mut to_master);
+        });
+        Ok(master)
+    }
+}
+
+/// Receives one descriptor (SCM_RIGHTS) from `conn`.
+fn recv_fd(conn: &UnixStream) -> std::io::Result<OwnedFd> {
+    let mut buf = [0u8; 256];
+    let mut control = [0u64; 4];
+    let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
+    // SAFETY: msghdr is plain data; every pointer set below outlives the call.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = std::mem::size_of_val(&control);
+    // SAFETY: recvmsg writes only into the buffers msg points at.
+    let n = unsafe { libc::recvmsg(conn.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) };
+    if n < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: the kernel filled msg_control with well-formed headers; SCM_RIGHTS carries fds we now own.
+    unsafe {
+        let c = libc::CMSG_FIRSTHDR(&msg);
+        if !c.is_null() && (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
+            return Ok(OwnedFd::from_raw_fd(std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<libc::c_int>())));
+        }
+    }
+    Err(std::io::Error::other("no terminal master came with the console message"))
 }

@@ -150,6 +150,11 @@ impl LinuxContainer {
         &self.id
     }
 
+    /// The container's bundle directory (the daemon's, short enough for socket paths).
+    pub fn bundle_dir(&self) -> &Path {
+        &self.spec.bundle
+    }
+
     pub fn state_root(&self) -> &Path {
         &self.spec.state_root
     }
