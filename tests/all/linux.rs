@@ -428,3 +428,46 @@ async fn interactive_exec_with_a_terminal_over_websocket() {
     assert_eq!(status["details"]["causes"][0]["message"], "3", "{status}");
     d.rt().remove_pod_sandbox(cri::RemovePodSandboxRequest { pod_sandbox_id: sandbox }).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attach_feeds_stdin_and_streams_output_until_the_client_leaves() {
+    use crate::streaming::{http_upgrade, ws_headers, ws_read, ws_write};
+    require_root();
+    let (d, image, _registry) = daemon_with_busybox("linux-attach", &[]).await;
+    let pod = own_netns_pod(&d, "attach");
+    let sandbox = run_pod_with(&d.cri, pod.clone()).await;
+    let mut config = sh("echoer", &image, "while read line; do echo got-$line; done; echo stdin-closed");
+    config.stdin = true;
+    let id = create_with(&d.cri, &sandbox, &pod, config).await;
+    start(&d, &id).await;
+
+    let attach = |id: String| {
+        let mut rt = d.rt();
+        async move {
+            let req = cri::AttachRequest { container_id: id, stdin: true, tty: false, stdout: true, stderr: true };
+            rt.attach(req).await.expect("Attach").into_inner().url
+        }
+    };
+    for round in ["one", "two"] {
+        let url = attach(id.clone()).await;
+        let (mut sock, head) = http_upgrade(&url, &ws_headers("v5.channel.k8s.io"));
+        assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+        std::thread::sleep(Duration::from_millis(100));
+        ws_write(&mut sock, format!("\x00{round}\n").as_bytes());
+        let mut out = String::new();
+        while !out.contains(&format!("got-{round}")) {
+            match ws_read(&mut sock) {
+                Some((2, msg)) if msg.first() == Some(&1) => out += &String::from_utf8_lossy(&msg[1..]),
+                Some((8, _)) | None => panic!("attach {round} ended before the echo; got {out:?}"),
+                _ => {}
+            }
+        }
+        // The client leaves; the container keeps running and can be attached to again.
+        drop(sock);
+        std::thread::sleep(Duration::from_millis(200));
+        assert_eq!(d.status(&id).await.state, RUNNING);
+    }
+    let log = read_log_text(&log_path(&pod, "echoer"));
+    assert!(log.contains("got-one") && log.contains("got-two"), "the log has the output too:\n{log}");
+    d.rt().remove_pod_sandbox(cri::RemovePodSandboxRequest { pod_sandbox_id: sandbox }).await.unwrap();
+}

@@ -48,25 +48,9 @@ struct Backend {
 }
 
 impl Backend {
-    fn runtime(&self) -> Result<Arc<Runtime>, BackendError> {
-        self.runtime
-            .upgrade()
-            .ok_or_else(|| BackendError("the runtime is shutting down".into()))
-    }
-}
-
-fn failed(e: impl std::error::Error) -> BackendError {
-    BackendError(crate::chain(&e))
-}
-
-#[async_trait::async_trait]
-impl wasmlet_streaming::Backend for Backend {
-    async fn exec(
-        &self,
-        container_id: &str,
-        cmd: &[String],
-        stdio: Stdio,
-    ) -> Result<i32, BackendError> {
+    /// Runs an exec (or, with `attach`, attaches to the container's process) and bridges its
+    /// stdio to the client's streams; returns the exit code.
+    async fn session(&self, container_id: &str, cmd: &[String], attach: bool, stdio: Stdio) -> Result<i32, BackendError> {
         let runtime = self.runtime()?;
         let c = runtime.running_container(container_id).map_err(failed)?;
         let exec_id = new_id();
@@ -76,6 +60,7 @@ impl wasmlet_streaming::Backend for Backend {
             stdin: stdio.stdin.is_some(),
             stdout: stdio.stdout.is_some(),
             stderr: stdio.stderr.is_some(),
+            attach,
             ..Default::default()
         };
         let why_to = stdio.stderr.clone().or_else(|| stdio.stdout.clone());
@@ -117,13 +102,31 @@ impl wasmlet_streaming::Backend for Backend {
         Ok(exit.exit_code)
     }
 
-    async fn attach(&self, container_id: &str, _stdio: Stdio) -> Result<i32, BackendError> {
-        let runtime = self.runtime()?;
-        let c = runtime.running_container(container_id).map_err(failed)?;
-        Err(BackendError(format!(
-            "attach to container {} is not supported for Wasm containers yet (its output is in its log: crictl logs -f)",
-            c.id
-        )))
+    fn runtime(&self) -> Result<Arc<Runtime>, BackendError> {
+        self.runtime
+            .upgrade()
+            .ok_or_else(|| BackendError("the runtime is shutting down".into()))
+    }
+}
+
+fn failed(e: impl std::error::Error) -> BackendError {
+    BackendError(crate::chain(&e))
+}
+
+#[async_trait::async_trait]
+impl wasmlet_streaming::Backend for Backend {
+    async fn exec(
+        &self,
+        container_id: &str,
+        cmd: &[String],
+        stdio: Stdio,
+    ) -> Result<i32, BackendError> {
+        self.session(container_id, cmd, false, stdio).await
+    }
+
+    /// Attach: the same session with the container's own process (Linux containers).
+    async fn attach(&self, container_id: &str, stdio: Stdio) -> Result<i32, BackendError> {
+        self.session(container_id, &[], true, stdio).await
     }
 
     async fn port_forward(

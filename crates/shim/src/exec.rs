@@ -52,6 +52,9 @@ pub struct ExecSpec {
     pub stderr: bool,
     /// Killed after this long (ExecSync's timeout); `None` runs until it ends or the daemon hangs up.
     pub timeout_ms: Option<u64>,
+    /// Attach to the container's own process instead of running `argv` (CRI Attach).
+    #[serde(default)]
+    pub attach: bool,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -428,7 +431,7 @@ pub(crate) fn serve(
         .iter()
         .filter(|w| **w)
         .count();
-    if fds.len() != wanted || spec.argv.is_empty() {
+    if fds.len() != wanted || (spec.argv.is_empty() && !spec.attach) {
         let msg = format!(
             "exec wants {wanted} stdio descriptors and an argv; {} came, argv {:?}",
             fds.len(),
@@ -437,6 +440,10 @@ pub(crate) fn serve(
         return respond(&conn, &Response::Error(RemoteError::InvalidArgument(msg)));
     }
     let (engine, container) = match target {
+        Ok(ExecTarget::Wasm { .. }) if spec.attach => {
+            let msg = format!("attach to Wasm container {id} is not supported: its output is in its log (crictl logs -f)");
+            return respond(&conn, &Response::Error(RemoteError::FailedPrecondition(msg)));
+        }
         Ok(ExecTarget::Wasm { engine, spec }) => (engine, spec),
         Ok(ExecTarget::Linux(container)) => {
             return crate::linux::exec::serve(conn, &container, &id, &exec_id, &spec, fds);

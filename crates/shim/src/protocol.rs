@@ -45,6 +45,8 @@ pub struct LinuxSpec {
     /// (`stdin_once`).
     #[serde(default)]
     pub stdin: bool,
+    #[serde(default)]
+    pub stdin_once: bool,
     /// The signal StopContainer sends first (the image's STOPSIGNAL; SIGTERM by default).
     pub stop_signal: i32,
     /// The container cgroup's file counting OOM kills (v1 `memory.oom_control`, v2

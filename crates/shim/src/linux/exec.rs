@@ -101,6 +101,9 @@ pub(crate) fn serve(
     spec: &ExecSpec,
     fds: Vec<OwnedFd>,
 ) -> std::io::Result<()> {
+    if spec.attach {
+        return super::attach::serve(conn, container, id, spec, fds);
+    }
     let mut fds = fds.into_iter();
     let stdin = match spec.stdin.then(|| fds.next()).flatten() {
         Some(fd) => fd,

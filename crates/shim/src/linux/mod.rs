@@ -1,8 +1,9 @@
 //! Linux containers in the shim, beside the Wasm ones: [`create`] is the libcontainer helper the
 //! shim execs to create a container, [`exec`] the one that runs a process in it, [`process`] the
-//! shim's handle on one container, [`pid_holder`] the pod's shared PID namespace, [`reaper`]
+//! shim's handle on one container, [`attach`] clients attached to it, [`pid_holder`] the pod's shared PID namespace, [`reaper`]
 //! collects exits.
 
+pub(crate) mod attach;
 pub mod create;
 pub mod exec;
 pub mod pid_holder;

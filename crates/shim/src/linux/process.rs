@@ -4,14 +4,14 @@
 //! the [`reaper`](super::reaper).
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::ffi::OsStr;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use libcontainer::container::Container;
@@ -32,10 +32,14 @@ pub(crate) struct LinuxContainer {
     pid: i32,
     exit: Mutex<Option<Receiver<WaitStatus>>>,
     pumps_done: Mutex<Option<Receiver<()>>>,
+    /// Attached clients' output streams, fed by the pumps beside the log.
+    sinks: Arc<Sinks>,
+    /// The exit code, once the container has exited and its output is drained.
+    exit_code: Mutex<Option<i32>>,
+    exited: Condvar,
     log: Option<Arc<CriLog>>,
     /// The write end of the container's stdin, kept for attach when `spec.stdin`.
-    #[allow(dead_code, reason = "attach to a Linux container's stdin writes to it")]
-    pub stdin: Mutex<Option<File>>,
+    stdin: Mutex<Option<File>>,
 }
 
 /// How a Linux container ended.
@@ -60,14 +64,18 @@ impl LinuxContainer {
         })?;
         let exit = reaper::watch(pid);
         let (done_tx, done_rx) = channel();
-        pump(out_r, log.clone(), LogStream::Stdout, done_tx.clone());
-        pump(err_r, log.clone(), LogStream::Stderr, done_tx);
+        let sinks = Arc::new(Sinks::default());
+        pump(out_r, log.clone(), Arc::clone(&sinks), LogStream::Stdout, done_tx.clone());
+        pump(err_r, log.clone(), Arc::clone(&sinks), LogStream::Stderr, done_tx);
         Ok(LinuxContainer {
             id: id.to_string(),
             spec: spec.clone(),
             pid,
             exit: Mutex::new(Some(exit)),
             pumps_done: Mutex::new(Some(done_rx)),
+            sinks,
+            exit_code: Mutex::new(None),
+            exited: Condvar::new(),
             log,
             stdin: Mutex::new(spec.stdin.then(|| File::from(stdin_w))),
         })
@@ -130,6 +138,9 @@ impl LinuxContainer {
         if let Some(log) = &self.log {
             log.finish();
         }
+        self.sinks.close_all();
+        *self.exit_code.lock().unwrap_or_else(|e| e.into_inner()) = Some(exit_code);
+        self.exited.notify_all();
         let oom_killed = self.spec.oom_events.as_deref().is_some_and(|f| oom_kills(f) > 0);
         LinuxExit { exit_code, oom_killed }
     }
@@ -212,7 +223,72 @@ pub(crate) fn run_helper(args: &[&OsStr], stdio: [OwnedFd; 3]) -> Result<i32, He
     }
 }
 
-fn pump(from: OwnedFd, log: Option<Arc<CriLog>>, stream: LogStream, done: Sender<()>) {
+/// The output streams of attached clients, each with a token to detach it by.
+#[derive(Default)]
+pub(crate) struct Sinks {
+    inner: Mutex<(u64, Vec<(u64, LogStream, File)>)>,
+}
+
+impl Sinks {
+    fn write(&self, stream: LogStream, bytes: &[u8]) {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        inner.1.retain_mut(|(_, s, f)| *s != stream || f.write_all(bytes).is_ok());
+    }
+
+    fn close_all(&self) {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner()).1.clear();
+    }
+}
+
+impl LinuxContainer {
+    /// Feeds the container's stdout and stderr (from now on) to these; returns a token for
+    /// [`detach`](Self::detach).
+    pub fn attach(&self, stdout: Option<OwnedFd>, stderr: Option<OwnedFd>) -> u64 {
+        let mut inner = self.sinks.inner.lock().unwrap_or_else(|e| e.into_inner());
+        inner.0 += 1;
+        let token = inner.0;
+        for (stream, fd) in [(LogStream::Stdout, stdout), (LogStream::Stderr, stderr)] {
+            if let Some(fd) = fd {
+                inner.1.push((token, stream, File::from(fd)));
+            }
+        }
+        token
+    }
+
+    pub fn detach(&self, token: u64) {
+        self.sinks.inner.lock().unwrap_or_else(|e| e.into_inner()).1.retain(|(t, _, _)| *t != token);
+    }
+
+    /// A writer to the container's stdin, if it was created with one still open.
+    pub fn stdin_writer(&self) -> Option<File> {
+        self.stdin.lock().unwrap_or_else(|e| e.into_inner()).as_ref().and_then(|f| f.try_clone().ok())
+    }
+
+    /// Closes the container's stdin for good (`stdin_once` after the first attach).
+    pub fn close_stdin(&self) {
+        self.stdin.lock().unwrap_or_else(|e| e.into_inner()).take();
+    }
+
+    pub fn stdin_once(&self) -> bool {
+        self.spec.stdin_once
+    }
+
+    /// Waits until the container has exited (its exit code) or `give_up` is set (`None`).
+    pub fn wait_exited(&self, give_up: &std::sync::atomic::AtomicBool) -> Option<i32> {
+        let mut code = self.exit_code.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if let Some(c) = *code {
+                return Some(c);
+            }
+            if give_up.load(std::sync::atomic::Ordering::SeqCst) {
+                return None;
+            }
+            code = self.exited.wait_timeout(code, Duration::from_millis(100)).unwrap_or_else(|e| e.into_inner()).0;
+        }
+    }
+}
+
+fn pump(from: OwnedFd, log: Option<Arc<CriLog>>, sinks: Arc<Sinks>, stream: LogStream, done: Sender<()>) {
     let spawned = std::thread::Builder::new().name("ctr-out".into()).spawn(move || {
         let mut file = File::from(from);
         let mut buf = vec![0u8; 32 * 1024];
@@ -223,6 +299,7 @@ fn pump(from: OwnedFd, log: Option<Arc<CriLog>>, stream: LogStream, done: Sender
                     if let Some(log) = &log {
                         log.write(stream, &buf[..n]);
                     }
+                    sinks.write(stream, &buf[..n]);
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(_) => break,

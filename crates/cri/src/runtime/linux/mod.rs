@@ -77,6 +77,7 @@ pub(crate) fn prepare(p: Prepare<'_>) -> Result<(LinuxSpec, Bundle), Error> {
             state_root: state_root(p.state),
             log_path: p.log_path.clone(),
             stdin: p.config.stdin,
+            stdin_once: p.config.stdin_once,
             stop_signal,
             oom_events: p.oom_events.clone(),
         })
