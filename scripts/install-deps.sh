@@ -17,7 +17,8 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 #   python3-websockets Python's `websockets`, the independent WebSocket client of the streaming tests
 #   libseccomp-dev     libseccomp for youki's libcontainer (seccomp filters of Linux containers)
 #   pkg-config         how libseccomp's build script finds it
-PACKAGES=(protobuf-compiler docker-registry apache2-utils skopeo busybox-static containernetworking-plugins iproute2 libseccomp-dev pkg-config python3-websockets)
+#   wrk                the HTTP load tool of the wasi:http handler measurement (tests/all/http_handler.rs)
+PACKAGES=(protobuf-compiler docker-registry apache2-utils skopeo busybox-static containernetworking-plugins iproute2 libseccomp-dev pkg-config python3-websockets wrk)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -34,3 +35,7 @@ installed=$(rustup target list --installed)
 for t in wasm32-wasip1 wasm32-wasip2; do
   grep -qx "$t" <<<"$installed" || rustup target add "$t"
 done
+
+# The example guests' one dependency (wasip2, for the wasi:http export of http-handler): they are
+# built with --offline by crates/wasm-apps/build.rs, so fetch it once.
+cargo fetch --manifest-path "$(dirname "$0")/../examples/wasm-apps/Cargo.toml" --target wasm32-wasip2

@@ -37,6 +37,7 @@ mod tests {
             "cpu-burner",
             "exit-code",
             "hello",
+            "http-handler",
             "logger",
             "mem-grower",
             "reader",
