@@ -5,6 +5,9 @@
 //! Stopping: the guest runs as a future on a current-thread runtime. [`StopHandle::stop`] sets a
 //! flag, bumps the engine epoch (a guest in a loop traps at its next loop header) and wakes the
 //! runner (a guest blocked in a host call, e.g. a sleep, is dropped at once).
+//!
+//! A component exporting `wasi:http/incoming-handler` is not run but served, see
+//! [`crate::http_handler`].
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -56,6 +59,8 @@ pub(crate) struct Executor {
 pub(crate) enum Prepared {
     Module(InstancePre<P1Host>),
     Component(CommandPre<P2Host>),
+    /// A `wasi:http/incoming-handler` component, served on a port.
+    Http(crate::http_handler::HttpPrepared),
 }
 
 /// How a run ended.
@@ -71,6 +76,8 @@ pub(crate) struct Outcome {
 pub(crate) struct StopHandle {
     flag: Arc<AtomicBool>,
     wake: Arc<Notify>,
+    /// Engines besides the executor's whose guests a stop interrupts (an HTTP handler's pool).
+    engines: Arc<std::sync::Mutex<Vec<Engine>>>,
 }
 
 impl StopHandle {
@@ -78,10 +85,25 @@ impl StopHandle {
         self.flag.store(true, Ordering::SeqCst);
         self.wake.notify_one();
         engine.increment_epoch();
+        for other in self.engines.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            other.increment_epoch();
+        }
     }
 
-    fn stopped(&self) -> bool {
+    pub(crate) fn stopped(&self) -> bool {
         self.flag.load(Ordering::SeqCst)
+    }
+
+    /// Returns once the container is asked to stop.
+    pub(crate) async fn wait(&self) {
+        if !self.stopped() {
+            self.wake.notified().await;
+        }
+    }
+
+    /// Makes a stop interrupt the guests of `engine` too.
+    pub(crate) fn also_interrupt(&self, engine: Engine) {
+        self.engines.lock().unwrap_or_else(|e| e.into_inner()).push(engine);
     }
 }
 
@@ -105,6 +127,9 @@ impl Executor {
     pub fn prepare(&self, spec: &WasmSpec) -> Result<Prepared, String> {
         if spec.component {
             let component = wasmlet_wasm::load_component(&self.engine, &spec.artifact).map_err(|e| e.to_string())?;
+            if crate::http_handler::exports_handler(&self.engine, &component) {
+                return crate::http_handler::prepare(&self.engine, spec, &component).map(Prepared::Http);
+            }
             let pre = self.p2.instantiate_pre(&component).map_err(|e| format!("linking component: {e:#}"))?;
             let pre = CommandPre::new(pre)
                 .map_err(|e| format!("the component does not export wasi:cli/run: {e:#}"))?;
@@ -125,6 +150,16 @@ impl Executor {
         if let Err(e) = join_cgroup(&spec.cgroup_tasks) {
             return Outcome::error(1, e);
         }
+        let prepared = match prepared {
+            Prepared::Http(http) => {
+                let outcome = crate::http_handler::serve(http, spec, log.clone(), stop, cap);
+                if let Some(log) = &log {
+                    log.finish();
+                }
+                return outcome;
+            }
+            other => other,
+        };
         let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
             Ok(rt) => rt,
             Err(e) => return Outcome::error(1, format!("creating the guest's runtime: {e}")),
@@ -168,6 +203,7 @@ impl Executor {
                     };
                     classify(result, store.data().limiter.exceeded, &stop)
                 }
+                Prepared::Http(_) => unreachable!("served above"),
             }
         });
         if let Some(log) = &log {
@@ -183,12 +219,12 @@ impl Outcome {
         Outcome { exit_code: code, reason, message: String::new() }
     }
 
-    fn error(code: i32, message: String) -> Outcome {
+    pub(crate) fn error(code: i32, message: String) -> Outcome {
         Outcome { exit_code: code, reason: "Error", message }
     }
 }
 
-fn wasi_builder(spec: &WasmSpec, log: &Option<Arc<CriLog>>) -> Result<WasiCtxBuilder, String> {
+pub(crate) fn wasi_builder(spec: &WasmSpec, log: &Option<Arc<CriLog>>) -> Result<WasiCtxBuilder, String> {
     let mut b = WasiCtxBuilder::new();
     b.args(&spec.args);
     b.envs(&spec.env);
@@ -224,7 +260,7 @@ fn join_cgroup(files: &[std::path::PathBuf]) -> Result<(), String> {
     Ok(())
 }
 
-fn arm_epoch<T: 'static>(store: &mut Store<T>, stop: &StopHandle) {
+pub(crate) fn arm_epoch<T: 'static>(store: &mut Store<T>, stop: &StopHandle) {
     let stop = stop.clone();
     store.set_epoch_deadline(1);
     store.epoch_deadline_callback(move |_| {

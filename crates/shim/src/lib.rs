@@ -11,6 +11,7 @@ mod cri_log;
 mod error;
 pub mod exec;
 mod executor;
+mod http_handler;
 mod limiter;
 pub mod linux;
 pub mod netns;

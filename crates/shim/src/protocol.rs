@@ -29,6 +29,10 @@ pub struct WasmSpec {
     /// cgroup's `cgroup.threads`. Empty: the thread stays in the shim's cgroup.
     #[serde(default)]
     pub cgroup_tasks: Vec<PathBuf>,
+    /// The port a component exporting `wasi:http/incoming-handler` is served on (in the pod's
+    /// network namespace, on every address); `None`: 8080. Unused by other guests.
+    #[serde(default)]
+    pub http_port: Option<u16>,
 }
 
 /// A Linux container as the shim sees it: an OCI bundle the daemon wrote (its `config.json` and

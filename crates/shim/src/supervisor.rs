@@ -207,6 +207,7 @@ impl Supervisor {
         let this = Arc::clone(self);
         let thread_id = id.clone();
         let spawned = std::thread::Builder::new().name(format!("ctr-{}", &id[..id.len().min(12)])).spawn(move || {
+            let _span = tracing::info_span!("container", sandbox.id = %this.sandbox_id, container.id = %thread_id).entered();
             let outcome = this.executor.run(prepared, &spec, log, stop, cap);
             let record = ExitRecord {
                 started_at,

@@ -83,7 +83,7 @@ impl Runtime {
         tracing::debug!(container.id = %id, cgroup.setup_us = cgroup_start.elapsed().as_micros() as u64, "container cgroup ready");
         match artifact {
             Artifact::Compiled(artifact) => {
-                let mut spec = wasm_spec(&config, &image, artifact, log_path.clone())?;
+                let mut spec = wasm_spec(&config, &sandbox_config, &image, artifact, log_path.clone())?;
                 if let Some((cgroups, path)) = &cgroup {
                     spec.cgroup_tasks = cgroups.thread_files(path);
                 }
@@ -189,7 +189,13 @@ fn log_path(sandbox: &PodSandboxConfig, config: &ContainerConfig) -> Option<Path
 
 /// The Wasm engine's view of the container (kubelet's rules: `command` replaces the image's
 /// entrypoint, `args` replace its cmd; CRI env overrides image env).
-fn wasm_spec(config: &ContainerConfig, image: &ImageRecord, artifact: PathBuf, log_path: Option<PathBuf>) -> Result<WasmSpec, Error> {
+fn wasm_spec(
+    config: &ContainerConfig,
+    sandbox: &PodSandboxConfig,
+    image: &ImageRecord,
+    artifact: PathBuf,
+    log_path: Option<PathBuf>,
+) -> Result<WasmSpec, Error> {
     let mut args = argv(config, image);
     if args.is_empty() {
         args.push("app.wasm".into());
@@ -237,6 +243,7 @@ fn wasm_spec(config: &ContainerConfig, image: &ImageRecord, artifact: PathBuf, l
         .map(|r| r.memory_limit_in_bytes)
         .filter(|&b| b > 0)
         .map(|b| b as u64);
+    let http_port = http_port(config, sandbox, &env);
 
     Ok(WasmSpec {
         artifact,
@@ -248,5 +255,63 @@ fn wasm_spec(config: &ContainerConfig, image: &ImageRecord, artifact: PathBuf, l
         log_path,
         memory_limit,
         cgroup_tasks: Vec::new(),
+        http_port,
     })
+}
+
+/// The port a `wasi:http/incoming-handler` component is served on, the first that is set of:
+/// the container's first TCP port as kubelet annotates it (`io.kubernetes.container.ports`, the
+/// JSON of the pod spec's `ports`), the pod's first TCP port mapping (`container_port`; the CRI
+/// has no per-container ports), the container's `PORT` environment variable (as Knative and Cloud
+/// Run pass it). `None`: the shim's default, 8080.
+fn http_port(config: &ContainerConfig, sandbox: &PodSandboxConfig, env: &[(String, String)]) -> Option<u16> {
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct ContainerPort {
+        container_port: u16,
+        #[serde(default)]
+        protocol: Option<String>,
+    }
+    let tcp = |protocol: Option<&str>| protocol.is_none_or(|p| p.is_empty() || p.eq_ignore_ascii_case("tcp"));
+    let annotated = config
+        .annotations
+        .get("io.kubernetes.container.ports")
+        .and_then(|json| serde_json::from_str::<Vec<ContainerPort>>(json).ok())
+        .and_then(|ports| ports.into_iter().find(|p| p.container_port > 0 && tcp(p.protocol.as_deref())))
+        .map(|p| p.container_port);
+    let mapped = || {
+        sandbox
+            .port_mappings
+            .iter()
+            .find(|p| p.protocol == k8s_cri::v1::Protocol::Tcp as i32 && p.container_port > 0)
+            .and_then(|p| u16::try_from(p.container_port).ok())
+    };
+    let from_env = || env.iter().find(|(k, _)| k == "PORT").and_then(|(_, v)| v.trim().parse::<u16>().ok()).filter(|&p| p > 0);
+    annotated.or_else(mapped).or_else(from_env)
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_cri::v1::{PortMapping, Protocol};
+
+    use super::*;
+
+    #[test]
+    fn http_port_prefers_the_container_annotation_then_the_pod_mappings_then_port_env() {
+        let mapping = |port, protocol: Protocol| PortMapping { container_port: port, protocol: protocol as i32, ..Default::default() };
+        let sandbox = PodSandboxConfig {
+            port_mappings: vec![mapping(5353, Protocol::Udp), mapping(9000, Protocol::Tcp)],
+            ..Default::default()
+        };
+        let mut config = ContainerConfig::default();
+        let env = vec![("PORT".to_string(), "7000".to_string())];
+        assert_eq!(http_port(&config, &sandbox, &env), Some(9000), "first TCP mapping");
+        config.annotations.insert(
+            "io.kubernetes.container.ports".into(),
+            r#"[{"name":"dns","containerPort":53,"protocol":"UDP"},{"name":"http","containerPort":8081,"protocol":"TCP"}]"#.into(),
+        );
+        assert_eq!(http_port(&config, &sandbox, &env), Some(8081), "kubelet's per-container annotation");
+        assert_eq!(http_port(&ContainerConfig::default(), &PodSandboxConfig::default(), &env), Some(7000), "PORT");
+        assert_eq!(http_port(&ContainerConfig::default(), &PodSandboxConfig::default(), &[]), None, "the shim's default");
+    }
 }
