@@ -15,6 +15,7 @@ mod harness;
 mod cgroups;
 mod concurrency;
 mod errors;
+mod http_handler;
 mod images;
 mod lifecycle;
 mod linux;
