@@ -150,9 +150,9 @@ async fn errors_have_the_right_codes_and_name_what_is_wrong() {
         &["c_dup"],
     );
 
-    // What is not built says so.
+    // The streaming RPCs on what does not exist.
     let c = unknown.to_string();
-    let unimplemented: Vec<(&str, Result<(), tonic::Status>)> = vec![
+    let streaming: Vec<(&str, Result<(), tonic::Status>)> = vec![
         ("ExecSync", rt.exec_sync(cri::ExecSyncRequest { container_id: c.clone(), cmd: vec!["ls".into()], timeout: 1 }).await.map(drop)),
         (
             "Exec",
@@ -163,8 +163,8 @@ async fn errors_have_the_right_codes_and_name_what_is_wrong() {
         ("Attach", rt.attach(cri::AttachRequest { container_id: c.clone(), stdout: true, ..Default::default() }).await.map(drop)),
         ("PortForward", rt.port_forward(cri::PortForwardRequest { pod_sandbox_id: c.clone(), port: vec![80] }).await.map(drop)),
     ];
-    for (rpc, result) in unimplemented {
-        expect_error(rpc, result, Code::Unimplemented, &["not implemented"]);
+    for (rpc, result) in streaming {
+        expect_error(rpc, result, Code::NotFound, &[&c]);
     }
 
     // Stats and resize of what does not exist.

@@ -150,7 +150,7 @@ mod tests {
             supplemental_groups: vec![4000],
             ..Default::default()
         };
-        assert_eq!(resolve(r.path(), Some(&sc), "root").unwrap(), User { uid: 1000, gid: 3000, additional_gids: vec![10, 29, 1000, 4000] });
+        assert_eq!(resolve(r.path(), Some(&sc), "root").unwrap(), User { uid: 1000, gid: 3000, additional_gids: vec![10, 29, 4000] });
         let by_name = LinuxContainerSecurityContext { run_as_username: "nobody".into(), ..Default::default() };
         assert!(matches!(resolve(r.path(), Some(&by_name), ""), Err(Error::InvalidArgument(m)) if m.contains("nobody")));
         assert!(resolve(r.path(), None, "app:nogroup").is_err());
