@@ -471,3 +471,24 @@ async fn attach_feeds_stdin_and_streams_output_until_the_client_leaves() {
     assert!(log.contains("got-one") && log.contains("got-two"), "the log has the output too:\n{log}");
     d.rt().remove_pod_sandbox(cri::RemovePodSandboxRequest { pod_sandbox_id: sandbox }).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_linux_container_outlives_a_daemon_kill_and_is_managed_after_the_restart() {
+    require_root();
+    let (mut d, image, _registry) = daemon_with_busybox("linux-restart", &[]).await;
+    let pod = own_netns_pod(&d, "survivor");
+    let sandbox = run_pod_with(&d.cri, pod.clone()).await;
+    let id = create_with(&d.cri, &sandbox, &pod, sh("main", &image, "echo up; sleep 3600")).await;
+    start(&d, &id).await;
+    wait_log(&pod, "main", "up").await;
+    d.kill9().await;
+    d.restart().await;
+    assert_eq!(d.status(&id).await.state, RUNNING, "still running after the daemon's restart");
+    let req = cri::ExecSyncRequest { container_id: id.clone(), cmd: vec!["hostname".into()], timeout: 10 };
+    let out = d.rt().exec_sync(req).await.unwrap().into_inner();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "survivor\n");
+    d.rt().stop_container(cri::StopContainerRequest { container_id: id.clone(), timeout: 0 }).await.unwrap();
+    assert_eq!(d.status(&id).await.state, EXITED);
+    d.rt().remove_pod_sandbox(cri::RemovePodSandboxRequest { pod_sandbox_id: sandbox }).await.unwrap();
+    assert!(mounts_under(&d.state).is_empty(), "nothing left mounted: {:?}", mounts_under(&d.state));
+}
