@@ -7,12 +7,13 @@
 # sandbox ("pause") image, whose entrypoint is `sleep 2147483647`, and the workload — starts a
 # `wasmlet daemon` on its own socket and root with hello and the same busybox imported, and runs
 #   wasmlet bench cold-start --endpoint <wasmlet> --vs <containerd> …
-# twice: the Wasm hello pod on wasmlet vs busybox on containerd, then busybox on both.
+# twice: the Wasm hello pod on wasmlet vs busybox on containerd, then busybox on both; then
+#   wasmlet bench exec …   (ExecSync round trips: busybox `true` on both, a Wasm exec on wasmlet)
 # Prints the tables; leaves the JSON and the SVG chart in $OUT (default benches/out/).
 # Everything it started is stopped and removed on exit.
 #
 # Usage: benches/compare-containerd.sh [PODS]        (root; default 50 pods per endpoint)
-# Env:   OUT=dir  CONCURRENCY=n  NETWORK=host|pod  SKIP_INSTALL=1  SKIP_BUILD=1
+# Env:   OUT=dir  CONCURRENCY=n  NETWORK=host|pod  EXECS=n  SKIP_INSTALL=1  SKIP_BUILD=1
 set -euo pipefail
 
 PODS=${1:-50}
@@ -151,6 +152,7 @@ WASMLET=$REPO/target/release/wasmlet
 WL_DIRS=(--root "$WORK/wasmlet/root" --state "$WORK/wasmlet/state" --cni-conf-dir "$WORK/cni/net.d")
 mkdir -p "$WORK/wasmlet"
 "$WASMLET" image import target/wasm-apps/wasm32-wasip1/release/hello.wasm --name localhost/hello:latest "${WL_DIRS[@]}" --log-level warn >/dev/null
+"$WASMLET" image import target/wasm-apps/wasm32-wasip1/release/logger.wasm --name localhost/logger:latest "${WL_DIRS[@]}" --log-level warn >/dev/null
 # The same busybox image for wasmlet's Linux containers, as an OCI layout (skopeo converts it).
 skopeo copy -q "docker-archive:$BUSYBOX_TAR" "oci:$WORK/busybox-oci:bench"
 "$WASMLET" image import "$WORK/busybox-oci" --name "$BUSYBOX_REF" "${WL_DIRS[@]}" --log-level warn >/dev/null
@@ -181,3 +183,9 @@ log "cold start: busybox (a Linux container) on both, $PODS pods per endpoint, i
     --log-dir "$WORK/logs" \
     --json "$OUT/cold-start-busybox-vs-containerd.json" --svg "$OUT/cold-start-busybox-vs-containerd.svg"
 log "wrote $OUT/cold-start-busybox-vs-containerd.json and .svg"
+
+log "ExecSync round trips: \`true\` in busybox on both; a Wasm exec (the logger module, one tick) on wasmlet"
+"$WASMLET" bench exec --endpoint "unix://$WL_SOCK" --image "$BUSYBOX_REF" --command "sleep 3600" --exec true \
+    --vs "unix://$CTRD_SOCK" --execs "${EXECS:-100}"
+"$WASMLET" bench exec --endpoint "unix://$WL_SOCK" --image localhost/logger:latest --args "60000" --exec "logger 1 1" \
+    --vs "unix://$CTRD_SOCK" --vs-image "$BUSYBOX_REF" --vs-command "sleep 3600" --vs-exec true --execs "${EXECS:-100}"

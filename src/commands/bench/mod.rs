@@ -1,10 +1,11 @@
 //! `wasmlet bench`: benchmarks that drive any CRI endpoint (wasmlet, containerd, CRI-O) the way
 //! kubelet does. `cold-start` times whole pods, one at a time or interleaved across two endpoints
-//! (`--vs`); `density` parks many idle pods and measures what they cost. This module holds what
-//! both share: the pod a benchmark starts and how it is torn down.
+//! (`--vs`); `density` parks many idle pods and measures what they cost; `exec` times ExecSync.
+//! This module holds what they share: the pod a benchmark starts and how it is torn down.
 
 mod cold_start;
 mod density;
+mod exec;
 mod report;
 mod svg;
 
@@ -21,6 +22,8 @@ pub enum Command {
     ColdStart(cold_start::ColdStart),
     /// Memory (PSS) and CRI latency with many idle pods; finds the largest count under a budget.
     Density(density::Density),
+    /// ExecSync round trips (an exec probe's cost), optionally vs a second endpoint.
+    Exec(exec::Exec),
 }
 
 pub fn main(command: Command) -> anyhow::Result<ExitCode> {
@@ -28,6 +31,7 @@ pub fn main(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::ColdStart(args) => rt.block_on(cold_start::run(args)),
         Command::Density(args) => rt.block_on(density::run(args)),
+        Command::Exec(args) => rt.block_on(exec::run(args)),
     }
 }
 
