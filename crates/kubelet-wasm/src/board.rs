@@ -1,12 +1,13 @@
 //! The status board: the latest status of every pod the agent runs, its recent events, and the
 //! manifests it could not use. Pod workers write it; the state file (for `wasmlet node pods`),
-//! `wasmlet run` and cluster mode's status patches read it.
+//! `wasmlet run` and cluster mode's status patches read it. Events also go to an optional
+//! [`EventSink`]: cluster mode's posts them to the API server, so the pod logic stays mode-agnostic.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{ObjectReference, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
@@ -24,6 +25,39 @@ pub struct Event {
     pub reason: String,
     pub message: String,
     pub count: u32,
+    /// The part of the pod it is about, as kubelet's `involvedObject.fieldPath`
+    /// (`spec.containers{name}`, `spec.initContainers{name}`); none for the whole pod.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field_path: Option<String>,
+}
+
+/// kubelet's `fieldPath` for container `name` of `pod` (`ref.GetPartialReference`).
+pub fn field_path(pod: &Pod, name: &str) -> Option<String> {
+    let spec = pod.spec.as_ref()?;
+    if spec.containers.iter().any(|c| c.name == name) {
+        return Some(format!("spec.containers{{{name}}}"));
+    }
+    spec.init_containers
+        .iter()
+        .flatten()
+        .any(|c| c.name == name)
+        .then(|| format!("spec.initContainers{{{name}}}"))
+}
+
+/// One occurrence of a pod event, for an [`EventSink`]: the event as the board keeps it (its
+/// `count` is the board's) and the object it regards, a Pod reference with kubelet's fieldPath.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PodEvent {
+    pub regarding: ObjectReference,
+    pub type_: String,
+    pub reason: String,
+    pub message: String,
+}
+
+/// Where pod events go besides the board. `emit` is called with the board's lock released but on
+/// the pod worker's task: it must not block (queue the event and return).
+pub trait EventSink: Send + Sync + std::fmt::Debug {
+    fn emit(&self, event: PodEvent);
 }
 
 /// One pod: its manifest with the status kubelet would report, where it came from, its logs.
@@ -63,6 +97,7 @@ pub struct Board {
     inner: Arc<Mutex<Inner>>,
     changed: Arc<Notify>,
     version: Arc<AtomicU64>,
+    sink: Arc<std::sync::OnceLock<Box<dyn EventSink>>>,
 }
 
 impl Board {
@@ -103,18 +138,42 @@ impl Board {
         self.bump();
     }
 
-    /// Records an event for the pod `uid`, folding repeats into a count as the API server does.
-    pub fn event(&self, uid: &str, type_: &str, reason: &str, message: String) {
-        tracing::info!(pod.uid = %uid, reason, "{message}");
+    /// Sends every event from now on to `sink` as well (once; later calls are ignored).
+    pub fn set_sink(&self, sink: Box<dyn EventSink>) {
+        if self.sink.set(sink).is_err() {
+            tracing::warn!("an event sink is set already");
+        }
+    }
+
+    /// Records an event for the pod `uid` (about its part `field_path`, see [`field_path`]),
+    /// folding repeats into a count as the API server does, and passes it to the sink.
+    pub fn event(
+        &self,
+        uid: &str,
+        field_path: Option<String>,
+        type_: &str,
+        reason: &str,
+        message: String,
+    ) {
+        tracing::info!(pod.uid = %uid, field_path, reason, "{message}");
         let mut inner = self.lock();
         let Some(rec) = inner.pods.get_mut(uid) else {
             return;
         };
+        let regarding = self.sink.get().map(|_| ObjectReference {
+            api_version: Some("v1".into()),
+            kind: Some("Pod".into()),
+            name: rec.pod.metadata.name.clone(),
+            namespace: rec.pod.metadata.namespace.clone(),
+            uid: Some(uid.to_string()),
+            field_path: field_path.clone(),
+            ..Default::default()
+        });
         let now = crate::status::now();
         if let Some(e) = rec
             .events
             .iter_mut()
-            .find(|e| e.reason == reason && e.message == message)
+            .find(|e| e.reason == reason && e.message == message && e.field_path == field_path)
         {
             e.count += 1;
             e.last_timestamp = now;
@@ -123,8 +182,9 @@ impl Board {
                 last_timestamp: now,
                 type_: type_.into(),
                 reason: reason.into(),
-                message,
+                message: message.clone(),
                 count: 1,
+                field_path,
             });
             if rec.events.len() > EVENTS_KEPT {
                 rec.events.remove(0);
@@ -132,6 +192,14 @@ impl Board {
         }
         drop(inner);
         self.bump();
+        if let (Some(sink), Some(regarding)) = (self.sink.get(), regarding) {
+            sink.emit(PodEvent {
+                regarding,
+                type_: type_.into(),
+                reason: reason.into(),
+                message,
+            });
+        }
     }
 
     pub fn remove(&self, uid: &str) {

@@ -193,7 +193,8 @@ impl Manager {
                         events: Vec::new(),
                     },
                 );
-                self.board.event(&uid, "Warning", &r.reason, r.message);
+                self.board
+                    .event(&uid, None, "Warning", &r.reason, r.message);
                 self.pods.insert(
                     uid,
                     Entry {

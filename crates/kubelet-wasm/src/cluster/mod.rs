@@ -2,9 +2,13 @@
 //! It registers the Node ([`node_object`]), renews its Lease ([`lease`]) and reports NodeReady
 //! from the runtime's Status every 10 s, feeds the pods bound to the node ([`pods`]) to the
 //! [`Manager`] (deletion: the pod's grace period, then the final delete), and patches back the
-//! statuses the pod workers put on the board. Static pods from `--manifests` run beside them.
+//! statuses the pod workers put on the board. Static pods from `--manifests` run beside them,
+//! shown in the API server as mirror pods ([`mirror`]). The pod events the workers record go to
+//! the API server too ([`events`]).
 
+pub mod events;
 pub mod lease;
+pub mod mirror;
 pub mod node_object;
 pub mod pods;
 #[cfg(test)]
@@ -35,7 +39,7 @@ const HEARTBEAT: Duration = Duration::from_secs(10);
 #[derive(Debug, Clone)]
 pub struct Options {
     pub kubeconfig: PathBuf,
-    /// Static pods, also run in cluster mode (without mirror pods).
+    /// Static pods, also run in cluster mode (with mirror pods).
     pub manifests: Option<PathBuf>,
     /// `key=value:Effect` taints to register the Node with.
     pub taints: Vec<String>,
@@ -70,10 +74,16 @@ struct ApiPods {
     sent: HashMap<String, serde_json::Value>,
     /// Pods being stopped after a deletion: uid → (namespace, name).
     deleting: HashMap<String, (String, String)>,
+    /// The mirror pods of the static pods: the API pods that are not ours to run.
+    mirrors: mirror::Mirrors,
 }
 
 impl ApiPods {
     async fn upsert(&mut self, manager: &mut Manager, mut pod: Pod) {
+        if mirror::is_mirror(&pod) {
+            self.mirrors.observe(&pod, false);
+            return;
+        }
         let uid = pod.metadata.uid.clone().unwrap_or_default();
         let ns = pod.metadata.namespace.clone().unwrap_or_default();
         let name = pod.metadata.name.clone().unwrap_or_default();
@@ -138,6 +148,15 @@ impl ApiPods {
                 }
             }
         }
+        self.mirrors.sync(manager.board()).await;
+    }
+
+    fn deleted(&mut self, manager: &mut Manager, pod: &Pod) {
+        if mirror::is_mirror(pod) {
+            self.mirrors.observe(pod, true);
+        } else {
+            manager.remove(pod.metadata.uid.as_deref().unwrap_or_default(), Some(0));
+        }
     }
 }
 
@@ -173,6 +192,8 @@ pub async fn run(
     let node_uid = nodes.get(&info.name).await?.metadata.uid;
     let leases = Api::namespaced(client.clone(), lease::NAMESPACE);
     lease::renew(&leases, &info.name, node_uid.as_deref()).await?;
+    let (sink, events_task) = events::start(client.clone(), &info.name);
+    manager.board().set_sink(Box::new(sink));
 
     let mut folder = options.manifests.map(Folder::new);
     if let Some(f) = &mut folder {
@@ -183,6 +204,7 @@ pub async fn run(
         client: client.clone(),
         sent: HashMap::new(),
         deleting: HashMap::new(),
+        mirrors: mirror::Mirrors::new(client.clone(), &info.name, node_uid.clone()),
     };
     let (listed, mut rv) = pods::list_bound(&api, &info.name).await?;
     reconcile(&mut state, &mut manager, listed).await;
@@ -210,7 +232,7 @@ pub async fn run(
                 }
                 Some(Ok(WatchEvent::Deleted(p))) => {
                     rv = p.metadata.resource_version.clone().unwrap_or(rv);
-                    manager.remove(p.metadata.uid.as_deref().unwrap_or_default(), Some(0));
+                    state.deleted(&mut manager, &p);
                 }
                 Some(Ok(WatchEvent::Bookmark(b))) => rv = b.metadata.resource_version,
                 Some(Ok(WatchEvent::Error(e))) => {
@@ -253,11 +275,14 @@ pub async fn run(
         }
     }
     manager.wait_stopped().await;
+    events_task.abort();
     Ok(())
 }
 
 /// A full list: every listed pod applied, and our API pods that are no longer bound removed.
 async fn reconcile(state: &mut ApiPods, manager: &mut Manager, listed: Vec<Pod>) {
+    let (mirrors, listed): (Vec<Pod>, Vec<Pod>) = listed.into_iter().partition(mirror::is_mirror);
+    state.mirrors.relisted(&mirrors);
     let present: HashSet<String> = listed
         .iter()
         .filter_map(|p| p.metadata.uid.clone())

@@ -308,3 +308,203 @@ async fn lists_and_watches_bound_pods_patches_status_and_deletes_stopped_pods() 
     assert_eq!(delete["gracePeriodSeconds"], 0);
     assert_eq!(delete["preconditions"]["uid"], "u1");
 }
+
+fn record(pod: Value, source: &str) -> crate::board::PodRecord {
+    crate::board::PodRecord {
+        pod: serde_json::from_value(pod).unwrap(),
+        source: source.into(),
+        log_dir: String::new(),
+        events: Vec::new(),
+    }
+}
+
+/// The request's body, answered with `status` and that same body (as the API server echoes a
+/// created object).
+async fn echo(handle: &mut Handle, method: Method, uri: &str, status: u16) -> Value {
+    let (req, send) = handle.next_request().await.expect("a request");
+    assert_eq!(req.method(), method, "{}", req.uri());
+    assert_eq!(req.uri().to_string(), uri);
+    let body = req.into_body().collect_bytes().await.unwrap();
+    send.send_response(
+        Response::builder()
+            .status(status)
+            .body(Body::from(body.to_vec()))
+            .unwrap(),
+    );
+    serde_json::from_slice(&body).unwrap()
+}
+
+#[tokio::test]
+async fn pod_events_are_posted_as_kubelet_and_repeats_become_a_series() {
+    let (client, mut handle) = mock();
+    let board = crate::board::Board::default();
+    let pod = json!({"metadata": {"name": "web", "namespace": "shop", "uid": "u1"},
+                     "spec": {"containers": [{"name": "c", "image": "x"}]}});
+    board.put("u1", record(pod, super::SOURCE));
+    let (sink, task) = super::events::start(client, "edge-1");
+    board.set_sink(Box::new(sink));
+    let c = crate::board::field_path(&board.get("u1").unwrap().pod, "c");
+    assert_eq!(c.as_deref(), Some("spec.containers{c}"));
+    board.event("u1", None, "Warning", "OutOfcpu", "Pod was rejected".into());
+    board.event(
+        "u1",
+        c.clone(),
+        "Normal",
+        "Started",
+        "Started container c".into(),
+    );
+    let backoff = "Back-off restarting failed container";
+    board.event("u1", c.clone(), "Warning", "BackOff", backoff.into());
+    board.event("u1", c.clone(), "Warning", "BackOff", backoff.into());
+    board.event(
+        "nobody",
+        None,
+        "Normal",
+        "Started",
+        "not on the board".into(),
+    );
+
+    let events = "/apis/events.k8s.io/v1/namespaces/shop/events";
+    // A post that fails is logged and the next ones still go.
+    let (req, send) = handle.next_request().await.unwrap();
+    assert_eq!(
+        (req.method(), req.uri().to_string()),
+        (&Method::POST, format!("{events}?"))
+    );
+    send.send_response(
+        Response::builder()
+            .status(500)
+            .body(Body::from(b"{}".to_vec()))
+            .unwrap(),
+    );
+    let started = echo(&mut handle, Method::POST, &format!("{events}?"), 201).await;
+    let warning = echo(&mut handle, Method::POST, &format!("{events}?"), 201).await;
+    let name = warning["metadata"]["name"].as_str().unwrap().to_string();
+    let repeat = echo(
+        &mut handle,
+        Method::PATCH,
+        &format!("{events}/{name}?"),
+        200,
+    )
+    .await;
+
+    assert_eq!(started["reason"], "Started");
+    assert_eq!(started["type"], "Normal");
+    assert_eq!(started["note"], "Started container c");
+    assert_eq!(started["action"], "StartContainer");
+    assert_eq!(started["reportingController"], "kubelet");
+    assert_eq!(started["reportingInstance"], "edge-1");
+    assert_eq!(
+        started["regarding"],
+        json!({"apiVersion": "v1", "kind": "Pod", "name": "web", "namespace": "shop", "uid": "u1",
+               "fieldPath": "spec.containers{c}"})
+    );
+    assert!(
+        started["metadata"]["name"]
+            .as_str()
+            .unwrap()
+            .starts_with("web.")
+    );
+    assert!(started["eventTime"].is_string());
+    assert_eq!(
+        (
+            &warning["reason"],
+            &warning["type"],
+            &warning["regarding"]["uid"]
+        ),
+        (&json!("BackOff"), &json!("Warning"), &json!("u1"))
+    );
+    assert_eq!(warning["note"], backoff);
+    assert_eq!(repeat["series"]["count"], 2, "a repeat patches the count");
+    assert_eq!(repeat["note"], backoff);
+    // The board keeps its own copy, folded the same way.
+    let kept = board.get("u1").unwrap().events;
+    assert_eq!(
+        kept.iter().find(|e| e.reason == "BackOff").unwrap().count,
+        2
+    );
+    task.abort();
+}
+
+#[tokio::test]
+async fn mirror_pods_are_created_patched_replaced_and_deleted() {
+    use super::mirror::{Mirrors, is_mirror};
+    let (client, mut handle) = mock();
+    let board = crate::board::Board::default();
+    let static_pod = json!({
+        "metadata": {"name": "web", "namespace": "default", "uid": "h1", "labels": {"app": "web"},
+                     "annotations": {"kubernetes.io/config.hash": "h1", "kubernetes.io/config.source": "file"}},
+        "spec": {"nodeName": "edge-1", "containers": [{"name": "c", "image": "x"}]},
+        "status": {"phase": "Running"}});
+    board.put("h1", record(static_pod, "/etc/wasmlet/web.yaml"));
+    let pods = "/api/v1/namespaces/default/pods";
+    let server = tokio::spawn(async move {
+        let outdated = expect(
+            &mut handle,
+            Method::DELETE,
+            &format!("{pods}/web?"),
+            200,
+            json!({}),
+        )
+        .await;
+        let created = expect(
+            &mut handle,
+            Method::POST,
+            &format!("{pods}?"),
+            201,
+            json!({"metadata": {"name": "web", "namespace": "default", "uid": "m1",
+                                "annotations": {"kubernetes.io/config.mirror": "h1"}}}),
+        )
+        .await;
+        let status = expect(
+            &mut handle,
+            Method::PATCH,
+            &format!("{pods}/web/status?"),
+            200,
+            json!({}),
+        )
+        .await;
+        // Nothing changed in the second sync: the next request is the delete of the third.
+        let gone = expect(
+            &mut handle,
+            Method::DELETE,
+            &format!("{pods}/web?"),
+            200,
+            json!({}),
+        )
+        .await;
+        (outdated, created, status, gone)
+    });
+    let mut mirrors = Mirrors::new(client, "edge-1", Some("n1".into()));
+    // A mirror pod of an older version of the file, from the pod list.
+    let old: Pod = serde_json::from_value(
+        json!({"metadata": {"name": "web", "namespace": "default", "uid": "m0",
+        "annotations": {"kubernetes.io/config.mirror": "h0"}}}),
+    )
+    .unwrap();
+    assert!(is_mirror(&old));
+    mirrors.relisted(&[old]);
+    mirrors.sync(&board).await;
+    mirrors.sync(&board).await;
+    board.remove("h1");
+    mirrors.sync(&board).await;
+    let (outdated, created, status, gone) = server.await.unwrap();
+    assert_eq!(outdated["preconditions"]["uid"], "m0");
+    assert_eq!(outdated["gracePeriodSeconds"], 0);
+    let meta = &created["metadata"];
+    assert_eq!(meta["annotations"]["kubernetes.io/config.mirror"], "h1");
+    assert_eq!(meta["annotations"]["kubernetes.io/config.source"], "file");
+    assert_eq!(meta["labels"]["app"], "web");
+    assert_eq!(
+        meta["ownerReferences"],
+        json!([{"apiVersion": "v1", "kind": "Node", "name": "edge-1", "uid": "n1", "controller": true}])
+    );
+    assert!(
+        meta.get("uid").is_none(),
+        "the API server gives the mirror its own uid"
+    );
+    assert_eq!(created["spec"]["nodeName"], "edge-1");
+    assert!(created.get("status").is_none());
+    assert_eq!(status, json!({"status": {"phase": "Running"}}));
+    assert_eq!(gone["preconditions"]["uid"], "m1");
+}

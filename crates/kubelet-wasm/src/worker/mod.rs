@@ -140,8 +140,11 @@ impl PodWorker {
         crate::manifest::full_name(&self.pod)
     }
 
-    fn event(&self, type_: &str, reason: &str, message: String) {
-        self.board.event(&self.uid, type_, reason, message);
+    /// Records an event about the pod, or with `container` about that container of it.
+    fn event(&self, container: Option<&str>, type_: &str, reason: &str, message: String) {
+        let field_path = container.and_then(|c| crate::board::field_path(&self.pod, c));
+        self.board
+            .event(&self.uid, field_path, type_, reason, message);
     }
 
     async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Msg>) {

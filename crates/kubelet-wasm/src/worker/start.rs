@@ -219,21 +219,31 @@ impl PodWorker {
             }
         };
         if present && policy != "Always" {
+            let msg = format!("Container image \"{image}\" already present on machine");
+            self.event(Some(&c.name), "Normal", "Pulled", msg);
             return Ok(());
         }
         if policy == "Never" {
             let msg =
                 format!("Container image \"{image}\" is not present with pull policy of Never");
-            self.event("Warning", "ErrImageNeverPull", msg.clone());
+            self.event(Some(&c.name), "Warning", "ErrImageNeverPull", msg.clone());
             return Err(StartError::new("ErrImageNeverPull", msg));
         }
         let now = std::time::SystemTime::now();
         if self.pull_backoff.remaining(&image, now, now).is_some() {
             let msg = format!("Back-off pulling image \"{image}\"");
-            self.event("Normal", "BackOff", msg.clone());
+            self.event(Some(&c.name), "Normal", "BackOff", msg.clone());
+            // kubelet follows both pull outcomes with the container's waiting reason.
+            let error = "Error: ImagePullBackOff".to_string();
+            self.event(Some(&c.name), "Warning", "Failed", error);
             return Err(StartError::new("ImagePullBackOff", msg));
         }
-        self.event("Normal", "Pulling", format!("Pulling image \"{image}\""));
+        self.event(
+            Some(&c.name),
+            "Normal",
+            "Pulling",
+            format!("Pulling image \"{image}\""),
+        );
         let started = std::time::Instant::now();
         let req = cri::PullImageRequest {
             image: Some(spec),
@@ -244,6 +254,7 @@ impl PodWorker {
             Ok(_) => {
                 self.pull_backoff.forget(&image);
                 self.event(
+                    Some(&c.name),
                     "Normal",
                     "Pulled",
                     format!(
@@ -256,7 +267,9 @@ impl PodWorker {
             Err(e) => {
                 self.pull_backoff.next(&image, std::time::SystemTime::now());
                 let msg = format!("Failed to pull image \"{image}\": {}", e.message());
-                self.event("Warning", "Failed", msg.clone());
+                self.event(Some(&c.name), "Warning", "Failed", msg.clone());
+                let error = "Error: ErrImagePull".to_string();
+                self.event(Some(&c.name), "Warning", "Failed", error);
                 Err(StartError {
                     reason: "ErrImagePull",
                     message: msg,
@@ -294,7 +307,7 @@ impl PodWorker {
             Ok(r) => r.into_inner().container_id,
             Err(e) => {
                 let msg = e.message().to_string();
-                self.event("Warning", "Failed", format!("Error: {msg}"));
+                self.event(Some(&c.name), "Warning", "Failed", format!("Error: {msg}"));
                 return Err(StartError {
                     reason: "CreateContainerError",
                     message: msg,
@@ -302,6 +315,7 @@ impl PodWorker {
             }
         };
         self.event(
+            Some(&c.name),
             "Normal",
             "Created",
             format!("Created container: {}", c.name),
@@ -316,13 +330,18 @@ impl PodWorker {
             .await
         {
             let msg = e.message().to_string();
-            self.event("Warning", "Failed", format!("Error: {msg}"));
+            self.event(Some(&c.name), "Warning", "Failed", format!("Error: {msg}"));
             return Err(StartError {
                 reason: "RunContainerError",
                 message: msg,
             });
         }
-        self.event("Normal", "Started", format!("Started container {}", c.name));
+        self.event(
+            Some(&c.name),
+            "Normal",
+            "Started",
+            format!("Started container {}", c.name),
+        );
         let t = self.containers.entry(c.name.clone()).or_default();
         t.restart_count = attempt;
         t.waiting = None;

@@ -144,7 +144,7 @@ impl PodWorker {
         else {
             return;
         };
-        self.event("Normal", "Killing", message);
+        self.event(Some(name), "Normal", "Killing", message);
         if let Some(t) = self.containers.get_mut(name) {
             t.probes = None;
         }
@@ -163,6 +163,7 @@ impl PodWorker {
         .await
         {
             self.event(
+                Some(name),
                 "Warning",
                 "FailedPreStopHook",
                 format!("PreStop hook for container {name} failed: {e}"),
@@ -215,6 +216,7 @@ impl PodWorker {
             ) {
                 self.board.event(
                     &self.uid,
+                    crate::board::field_path(&self.pod, name),
                     "Normal",
                     "Killing",
                     format!("Stopping container {name}"),
@@ -226,6 +228,7 @@ impl PodWorker {
         for (name, hook_error) in futures_util::future::join_all(kills).await {
             if let Some(e) = hook_error {
                 self.event(
+                    Some(&name),
                     "Warning",
                     "FailedPreStopHook",
                     format!("PreStop hook for container {name} failed: {e}"),

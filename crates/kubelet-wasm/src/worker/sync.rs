@@ -67,6 +67,7 @@ impl PodWorker {
                 Ok(()) => out.acted = true,
                 Err(e) => {
                     self.event(
+                        None,
                         "Warning",
                         "FailedCreatePodSandBox",
                         format!("Failed to create pod sandbox: {e}"),
@@ -195,6 +196,7 @@ impl PodWorker {
                 .is_none_or(|(r, _)| r != "CrashLoopBackOff")
             {
                 self.event(
+                    Some(&c.name),
                     "Warning",
                     "BackOff",
                     "Back-off restarting failed container".into(),
@@ -250,7 +252,7 @@ impl PodWorker {
             .as_ref()
             .and_then(|l| l.annotations.get(labels::CONTAINER_HASH).cloned());
         for (reason, message) in events {
-            self.event("Warning", &reason, message);
+            self.event(Some(&c.name), "Warning", &reason, message);
         }
         if let Some(message) = restart {
             let grace = c
