@@ -47,9 +47,14 @@ fn in_netns<T: Send + 'static>(netns: &Path, f: impl FnOnce() -> T + Send + 'sta
 
 /// `GET path` on a connection of its own; the status code and the body.
 fn get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
+    get_within(port, path, Duration::from_secs(10))
+}
+
+/// [`get`], giving up (and hanging up) after `patience` without a full reply.
+fn get_within(port: u16, path: &str, patience: Duration) -> std::io::Result<(u16, String)> {
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
-    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    s.set_read_timeout(Some(patience))?;
     write!(s, "GET {path} HTTP/1.1\r\nhost: pod\r\nconnection: close\r\n\r\n")?;
     let mut reply = String::new();
     s.read_to_string(&mut reply)?;
@@ -117,6 +122,18 @@ async fn requests_get_fresh_instances_a_trap_is_a_500_and_stop_ends_the_server()
     assert!(text.contains(" stdout F request 1: GET /hello/0?q=0"), "{text}");
     assert!(!text.contains("request 2:"), "an instance served two requests: {text}");
     assert!(text.contains(" stderr F wasmlet: request GET /trap failed:"), "{text}");
+
+    // Guests computing forever, more than there are worker threads, yield at every epoch tick:
+    // the server still answers beside them.
+    let impatient: Vec<_> = (0..3).map(|_| in_netns(&netns, || get_within(PORT, "/spin", Duration::from_millis(300)))).collect();
+    for client in impatient {
+        let reply = client.join().unwrap().unwrap();
+        assert!(reply.is_err(), "/spin never answers: {reply:?}");
+    }
+    let beside = Instant::now();
+    let (status, body) = get_in(&netns, PORT, "/beside-the-spinners").unwrap();
+    assert_eq!((status, body.as_str()), (200, "hi from the handler path=/beside-the-spinners count=1\n"));
+    assert!(beside.elapsed() < Duration::from_secs(2), "answered beside spinning guests in {:?}", beside.elapsed());
 
     // A request in flight (a guest spinning forever) does not hold up StopContainer.
     let spinning = in_netns(&netns, || get(PORT, "/spin"));

@@ -260,7 +260,7 @@ fn join_cgroup(files: &[std::path::PathBuf]) -> Result<(), String> {
     Ok(())
 }
 
-pub(crate) fn arm_epoch<T: 'static>(store: &mut Store<T>, stop: &StopHandle) {
+fn arm_epoch<T: 'static>(store: &mut Store<T>, stop: &StopHandle) {
     let stop = stop.clone();
     store.set_epoch_deadline(1);
     store.epoch_deadline_callback(move |_| {

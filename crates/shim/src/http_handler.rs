@@ -12,12 +12,16 @@
 //!   container's [`MemoryCap`]: the memory limit applies per instance.
 //! - A request whose instance traps (or never sets a response) is answered `500`, the trap is
 //!   written to the container's stderr log, and the server goes on serving.
+//! - While requests are in flight, the pooling engine's epoch ticks every [`TICK`]: a guest that
+//!   computes for long yields to the other requests at the next tick, and a request whose client
+//!   went away before the response head is dropped there.
 //! - The container runs until stopped: [`StopHandle::stop`] ends the accept loop, drops the
 //!   connections, and interrupts guests still running (epoch of the pooling engine); the exit is
 //!   that of any stopped Wasm container (137).
 
 use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -27,7 +31,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tracing::Instrument;
 use wasmtime::component::{Component, Linker, ResourceTable};
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::io::TokioIo;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
@@ -36,7 +40,7 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::cri_log::{CriLog, LogStream};
-use crate::executor::{KILLED_EXIT_CODE, Outcome, StopHandle, arm_epoch, wasi_builder};
+use crate::executor::{KILLED_EXIT_CODE, Outcome, StopHandle, wasi_builder};
 use crate::limiter::{MemoryCap, MemoryLimiter};
 use crate::protocol::WasmSpec;
 
@@ -49,6 +53,8 @@ const MAX_CONCURRENT_REQUESTS: u32 = 64;
 /// Core instances per component instance the pool has room for (a component made by
 /// wasm-component-ld holds a handful: the program, the adapter's shims and fix-ups).
 const CORE_INSTANCES_PER_COMPONENT: u32 = 16;
+/// How often the epoch ticks while requests are in flight (a long-running guest yields at each).
+const TICK: Duration = Duration::from_millis(10);
 /// How long the guests still running get to unwind after a stop.
 const SHUTDOWN_WAIT: Duration = Duration::from_secs(2);
 
@@ -114,6 +120,15 @@ struct Server {
     stop: StopHandle,
     cap: Arc<MemoryCap>,
     slots: Arc<Semaphore>,
+    ticker: Ticker,
+}
+
+/// The thread ticking the pooling engine's epoch while requests are in flight: a thread of its own,
+/// since guests computing on every worker thread would hold up a task.
+#[derive(Default)]
+struct Ticker {
+    done: AtomicBool,
+    thread: OnceLock<std::thread::Thread>,
 }
 
 /// Serves the handler until the container is stopped (or its port cannot be bound). Blocks the
@@ -136,11 +151,21 @@ pub(crate) fn serve(prepared: HttpPrepared, spec: &WasmSpec, log: Option<Arc<Cri
         stop,
         cap,
         slots: Arc::new(Semaphore::new(MAX_CONCURRENT_REQUESTS as usize)),
+        ticker: Ticker::default(),
     });
+    let ticking = Arc::clone(&server);
+    let ticker = match std::thread::Builder::new().name("http-epoch".into()).spawn(move || tick_while_busy(&ticking)) {
+        Ok(t) => t,
+        Err(e) => return Outcome::error(1, format!("starting the HTTP handler's epoch thread: {e}")),
+    };
+    let _ = server.ticker.thread.set(ticker.thread().clone());
     let span = tracing::Span::current();
     let outcome = runtime.block_on(accept_loop(Arc::clone(&server), port).instrument(span));
     // Guests still running were interrupted by the stop; give them a moment to unwind.
     runtime.shutdown_timeout(SHUTDOWN_WAIT);
+    server.ticker.done.store(true, Ordering::SeqCst);
+    ticker.thread().unpark();
+    let _ = ticker.join();
     outcome
 }
 
@@ -177,6 +202,37 @@ async fn accept_loop(server: Arc<Server>, port: u16) -> Outcome {
     Outcome::error(KILLED_EXIT_CODE, "stopped".into())
 }
 
+/// Bumps the pooling engine's epoch every [`TICK`] while any request holds a slot; parks when
+/// none does (a request unparks it).
+fn tick_while_busy(server: &Server) {
+    while !server.ticker.done.load(Ordering::SeqCst) {
+        if server.slots.available_permits() == MAX_CONCURRENT_REQUESTS as usize {
+            std::thread::park();
+            continue;
+        }
+        std::thread::sleep(TICK);
+        server.pre.engine().increment_epoch();
+    }
+}
+
+/// A guest's epoch deadline: trap once the container is stopped, else yield at every tick.
+fn arm_epoch(store: &mut Store<HttpHost>, stop: &StopHandle) {
+    let stop = stop.clone();
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(move |_| Ok(if stop.stopped() { UpdateDeadline::Interrupt } else { UpdateDeadline::Yield(1) }));
+}
+
+/// Aborts the task when dropped (a request whose client went away before its response head).
+struct AbortOnDrop<T>(Option<tokio::task::JoinHandle<T>>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        if let Some(task) = self.0.take() {
+            task.abort();
+        }
+    }
+}
+
 async fn serve_connection(server: Arc<Server>, socket: tokio::net::TcpStream, peer: SocketAddr) {
     let service = hyper::service::service_fn(move |req| {
         let server = Arc::clone(&server);
@@ -194,6 +250,9 @@ async fn handle(server: Arc<Server>, req: hyper::Request<hyper::body::Incoming>)
     let Ok(slot) = Arc::clone(&server.slots).acquire_owned().await else {
         return error_response(503, "the server is stopping");
     };
+    if let Some(ticker) = server.ticker.thread.get() {
+        ticker.unpark();
+    }
     let host = match wasi_builder(&server.spec, &server.log) {
         Ok(mut builder) => HttpHost {
             ctx: builder.build(),
@@ -217,7 +276,7 @@ async fn handle(server: Arc<Server>, req: hyper::Request<hyper::body::Incoming>)
     };
     let pre = server.pre.clone();
     // The guest runs in its own task: it may keep writing the body after it sent the head.
-    let guest = tokio::spawn(
+    let mut guest = AbortOnDrop(Some(tokio::spawn(
         async move {
             // Dropped in reverse: the store (and its pool slot) before the permit.
             let _slot = slot;
@@ -230,15 +289,18 @@ async fn handle(server: Arc<Server>, req: hyper::Request<hyper::body::Incoming>)
             result.map_err(|e| if store.data().limiter.exceeded { format!("memory limit exceeded: {e:#}") } else { format!("{e:#}") })
         }
         .in_current_span(),
-    );
+    )));
     match receiver.await {
         Ok(Ok(response)) => {
             // A failure after the head (mid-body) shows as a cut connection to the client;
-            // log it once the guest is done.
+            // log it once the guest is done. From here the guest runs on if the client goes.
             let server = Arc::clone(&server);
+            let guest = guest.0.take();
             tokio::spawn(
                 async move {
-                    if let Ok(Err(e)) = guest.await {
+                    if let Some(guest) = guest
+                        && let Ok(Err(e)) = guest.await
+                    {
                         report(&server, &what, &e);
                     }
                 }
@@ -248,7 +310,8 @@ async fn handle(server: Arc<Server>, req: hyper::Request<hyper::body::Incoming>)
         }
         Ok(Err(code)) => failed(&server, &what, &format!("the guest answered with error {code:?}")),
         Err(_) => {
-            let e = match guest.await {
+            let Some(task) = guest.0.as_mut() else { unreachable!("the task is taken only above") };
+            let e = match task.await {
                 Ok(Ok(())) => "the guest returned without setting a response".to_string(),
                 Ok(Err(e)) => e,
                 Err(e) => format!("the request's task failed: {e}"),
