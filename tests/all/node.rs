@@ -458,6 +458,16 @@ async fn static_pods_come_up_with_env_volumes_and_init_containers() {
                 .starts_with("Failed to pull image \"127.0.0.1:1/nothing:v1\"")),
         "{events:?}"
     );
+    // kubelet's events for the waiting reasons, about the container (what cluster mode posts).
+    for message in ["Error: ErrImagePull", "Error: ImagePullBackOff"] {
+        assert!(
+            events.iter().any(|e| e.type_ == "Warning"
+                && e.reason == "Failed"
+                && e.message == message
+                && e.field_path.as_deref() == Some("spec.containers{c}")),
+            "{message}: {events:?}"
+        );
+    }
     assert!(
         sandboxes_of(&d, &uid(&nopull)).await.len() == 1,
         "the pod has its sandbox, waiting for its image"

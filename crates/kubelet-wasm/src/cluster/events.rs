@@ -136,8 +136,11 @@ pub fn action(reason: &str, message: &str) -> &'static str {
 /// reason, message), 25 tokens, refilled at one per 5 minutes.
 #[derive(Debug, Default)]
 pub struct SpamFilter {
-    buckets: HashMap<(String, Option<String>, String, String, String), (f64, Instant)>,
+    buckets: HashMap<SpamKey, (f64, Instant)>,
 }
+
+/// An event's identity for the spam filter: pod uid, fieldPath, type, reason, message.
+type SpamKey = (String, Option<String>, String, String, String);
 
 const SPAM_BURST: f64 = 25.0;
 const SPAM_REFILL: Duration = Duration::from_secs(300);

@@ -295,9 +295,14 @@ impl PodWorker {
         } else {
             tracked.restart_count
         };
-        let config = self
-            .container_config(c, attempt, &sandbox, init)
-            .map_err(|e| StartError::new("CreateContainerConfigError", e))?;
+        let config = match self.container_config(c, attempt, &sandbox, init) {
+            Ok(config) => config,
+            Err(e) => {
+                let msg = format!("Error: {e}");
+                self.event(Some(&c.name), "Warning", "Failed", msg);
+                return Err(StartError::new("CreateContainerConfigError", e));
+            }
+        };
         let req = cri::CreateContainerRequest {
             pod_sandbox_id: sandbox.id.clone(),
             config: Some(config),
@@ -356,11 +361,17 @@ impl PodWorker {
         init: bool,
     ) -> Result<cri::ContainerConfig> {
         if self.volumes.is_none() {
-            self.volumes = Some(volumes::prepare(
+            let prepared = volumes::prepare(
                 &self.pod,
                 &self.settings.pod_dir(&self.uid),
                 &self.settings.objects,
-            )?);
+            );
+            // kubelet's volume manager reports on the pod, not on a container.
+            if let Err(e) = &prepared {
+                let msg = format!("MountVolume.SetUp failed: {e}");
+                self.event(None, "Warning", "FailedMount", msg);
+            }
+            self.volumes = Some(prepared?);
         }
         let vols = self.volumes.as_ref().expect("prepared above");
         let mounts = volumes::mounts(&self.pod, c, vols)?;
