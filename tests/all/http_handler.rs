@@ -149,7 +149,7 @@ async fn requests_get_fresh_instances_a_trap_is_a_500_and_stop_ends_the_server()
     let status = d.status(&id).await;
     assert_eq!((state_name(status.state).as_str(), status.exit_code), ("CONTAINER_EXITED", 137), "{status:?}");
     let spun = spinning.join().unwrap().unwrap();
-    assert!(spun.is_err(), "the in-flight request was cut, not answered: {spun:?}");
+    assert!(matches!(spun, Err(_) | Ok((503, _))), "the in-flight request was cut or answered 503: {spun:?}");
     let refused = get_in(&netns, PORT, "/").unwrap_err();
     assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused, "{refused}");
 }
