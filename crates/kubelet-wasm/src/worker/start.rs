@@ -412,6 +412,21 @@ impl PodWorker {
         if init {
             annotations.insert(labels::CONTAINER_KIND.into(), "init".into());
         }
+        // As kubelet: the declared ports, for the runtime (wasmlet serves a wasi:http handler on
+        // the first TCP one).
+        if let Some(ports) = c.ports.as_ref().filter(|p| !p.is_empty()) {
+            let declared: Vec<serde_json::Value> = ports
+                .iter()
+                .map(|p| {
+                    let mut v = serde_json::json!({"containerPort": p.container_port, "protocol": p.protocol.clone().unwrap_or_else(|| "TCP".into())});
+                    if let Some(name) = &p.name {
+                        v["name"] = serde_json::json!(name);
+                    }
+                    v
+                })
+                .collect();
+            annotations.insert("io.kubernetes.container.ports".into(), serde_json::Value::from(declared).to_string());
+        }
         Ok(cri::ContainerConfig {
             metadata: Some(cri::ContainerMetadata {
                 name: c.name.clone(),
