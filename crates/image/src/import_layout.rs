@@ -86,6 +86,41 @@ pub(crate) fn prepare_pulled(
     Ok(prepared)
 }
 
+/// The record of an image of the layout: `blobs` deduplicated, in order.
+#[allow(clippy::too_many_arguments)]
+fn record(
+    top: &Descriptor,
+    reference: &Reference,
+    label: String,
+    manifest: &Manifest,
+    config: ConfigBlob,
+    kind: &str,
+    wasm_digest: String,
+    blobs: Vec<String>,
+    snapshots: Vec<String>,
+) -> Prepared {
+    let mut unique = Vec::new();
+    for blob in blobs {
+        if !unique.contains(&blob) {
+            unique.push(blob);
+        }
+    }
+    Prepared {
+        record: ImageRecord {
+            id: manifest.config.digest.clone(),
+            repo_tags: vec![label],
+            repo_digests: vec![format!("{}@{}", reference.name(), top.digest)],
+            size: manifest.config.size + manifest.layers.iter().map(|l| l.size).sum::<u64>(),
+            kind: kind.to_owned(),
+            wasm_digest,
+            config: ImageConfig::from_oci(config.config),
+            created_unix_nanos: 0,
+            blobs: unique,
+            snapshots,
+        },
+    }
+}
+
 struct Layout<'a> {
     dir: &'a Path,
     store: &'a ImageStore,
@@ -148,26 +183,7 @@ impl Layout<'_> {
             .stage_compiled(staging, &label, &wasm, &wasm_hex)?;
         let wasm_digest = format!("sha256:{wasm_hex}");
         blobs.push(wasm_digest.clone());
-        let mut unique = Vec::new();
-        for blob in blobs {
-            if !unique.contains(&blob) {
-                unique.push(blob);
-            }
-        }
-        Ok(Prepared {
-            record: ImageRecord {
-                id: manifest.config.digest.clone(),
-                repo_tags: vec![label],
-                repo_digests: vec![format!("{}@{}", reference.name(), top.digest)],
-                size: manifest.config.size + manifest.layers.iter().map(|l| l.size).sum::<u64>(),
-                kind: kind.as_str().to_owned(),
-                wasm_digest,
-                config: ImageConfig::from_oci(config.config),
-                created_unix_nanos: 0,
-                blobs: unique,
-                snapshots: Vec::new(),
-            },
-        })
+        Ok(record(top, &reference, label, &manifest, config, kind.as_str(), wasm_digest, blobs, Vec::new()))
     }
 
     /// A Linux image: its layers staged (verified against their digests) and unpacked into
@@ -204,26 +220,8 @@ impl Layout<'_> {
             blobs.push(layer.digest.clone());
         }
         let snapshots = self.store.unpack_pulled(staging, &by_hex, &manifest, &label)?;
-        let mut unique = Vec::new();
-        for blob in blobs {
-            if !unique.contains(&blob) {
-                unique.push(blob);
-            }
-        }
-        Ok(Prepared {
-            record: ImageRecord {
-                id: manifest.config.digest.clone(),
-                repo_tags: vec![label],
-                repo_digests: vec![format!("{}@{}", reference.name(), top.digest)],
-                size: manifest.config.size + manifest.layers.iter().map(|l| l.size).sum::<u64>(),
-                kind: LINUX_KIND.to_owned(),
-                wasm_digest: manifest.config.digest.clone(),
-                config: ImageConfig::from_oci(config.config),
-                created_unix_nanos: 0,
-                blobs: unique,
-                snapshots,
-            },
-        })
+        let config_digest = manifest.config.digest.clone();
+        Ok(record(top, &reference, label, &manifest, config, LINUX_KIND, config_digest, blobs, snapshots))
     }
 
     /// The manifest `desc` leads to: itself, or the `wasi/wasm` entry of the index it is (else
