@@ -220,6 +220,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(deprecated, reason = "the deprecated field is what this test is about")]
     fn deprecated_path_form() {
         let mut p = LinuxContainerSecurityContext { seccomp_profile_path: "runtime/default".into(), ..Default::default() };
         assert!(profile(Some(&p), &[]).unwrap().is_some());
