@@ -28,6 +28,7 @@ PAUSE_REF=localhost/pause:bench
 BUSYBOX_REF=localhost/busybox:bench
 CTRD_PID=""
 CGROUPS_BEFORE=$(echo /sys/fs/cgroup/*/k8s.io)
+KUBEPODS_BEFORE=$(echo /sys/fs/cgroup/*/kubepods)
 WL_PID=""
 
 log() { printf '== %s\n' "$*" >&2; }
@@ -60,6 +61,10 @@ cleanup() {
     # runc removes each container's cgroup; the k8s.io parents are ours if they were not there before.
     for c in /sys/fs/cgroup/*/k8s.io; do
         [[ " $CGROUPS_BEFORE " == *" $c "* ]] || rmdir "$c" 2>/dev/null
+    done
+    # wasmlet's kubepods QoS tiers, if this run made them (empty once its pods are gone).
+    for c in /sys/fs/cgroup/*/kubepods; do
+        [[ " $KUBEPODS_BEFORE " == *" $c "* ]] || rmdir "$c"/burstable "$c"/besteffort "$c" 2>/dev/null
     done
     rm -rf "$WORK"
     exit $rc
