@@ -61,6 +61,7 @@ pub fn main(args: Args, log_filter: &str) -> anyhow::Result<ExitCode> {
         .build()?;
     let result = rt.block_on(async {
         let runtime = Runtime::open(opts).await?;
+        let owner = Arc::clone(&runtime);
         let socket = work.join("cri.sock");
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let server_socket = socket.clone();
@@ -77,6 +78,7 @@ pub fn main(args: Args, log_filter: &str) -> anyhow::Result<ExitCode> {
         let code = run_pod(client, run, &work).await;
         let _ = stop_tx.send(());
         let _ = server.await;
+        owner.remove_qos_tiers_made();
         code
     });
     let _ = std::fs::remove_dir_all(&work);

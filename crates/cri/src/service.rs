@@ -25,6 +25,14 @@ pub struct Runtime {
 }
 
 impl Runtime {
+    /// Removes the empty node-level QoS cgroups this runtime made, if it made them (the one-shot
+    /// `wasmlet run` calls this when its pod is gone; a daemon leaves them, as kubelet does).
+    pub fn remove_qos_tiers_made(&self) {
+        if let Some(cgroups) = &self.cgroups {
+            cgroups.remove_qos_tiers_made();
+        }
+    }
+
     /// Opens the state under `opts.root`, then re-attaches to the shims still running.
     pub async fn open(opts: RuntimeOptions) -> Result<Arc<Runtime>, Error> {
         std::fs::create_dir_all(&opts.state).map_err(Error::io("creating", &opts.state))?;

@@ -15,6 +15,9 @@ use wasmlet_cgroups::{
 
 use crate::Error;
 
+/// The top of the QoS hierarchy (cgroupfs driver).
+const KUBEPODS: &str = "kubepods";
+
 /// How long removal waits for the tasks of a cgroup to exit.
 const REMOVE_PATIENCE: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -28,6 +31,8 @@ pub(crate) struct Cgroups {
     layout: Layout,
     /// key (container id, or `pod:<sandbox id>`) → (timestamp ns, cumulative CPU ns).
     samples: Mutex<HashMap<String, (i64, u64)>>,
+    /// Whether the `kubepods` QoS tiers existed when this runtime started (a node's are kubelet's).
+    kubepods_existed: bool,
 }
 
 impl Cgroups {
@@ -36,7 +41,9 @@ impl Cgroups {
         let layout = detect(root)?;
         let manager = wasmlet_cgroups::open(root, CpuWeightFormula::Linear)?;
         tracing::info!(cgroup.root = %root.display(), mode = ?layout.mode, "cgroups detected");
-        Ok(Cgroups { manager, layout, samples: Mutex::new(HashMap::new()) })
+        let mut cgroups = Cgroups { manager, layout, samples: Mutex::new(HashMap::new()), kubepods_existed: false };
+        cgroups.kubepods_existed = CgroupPath::new(KUBEPODS).is_ok_and(|p| cgroups.exists(&p));
+        Ok(cgroups)
     }
 
     /// The root from the environment (`WASMLET_CGROUP_ROOT`) or [`DEFAULT_CGROUP_ROOT`].
@@ -146,6 +153,28 @@ impl Cgroups {
                 && let Err(e) = rmdir_tree(&dir)
             {
                 tracing::warn!(cgroup.dir = %dir.display(), error = %e, "removing a cgroup");
+            }
+        }
+    }
+
+    /// Removes the empty `kubepods[/burstable|/besteffort]` tiers if this runtime made them (for
+    /// the one-shot `wasmlet run`; on a node they stay, as kubelet's do). A tier still holding a
+    /// pod is left alone.
+    pub fn remove_qos_tiers_made(&self) {
+        if self.kubepods_existed {
+            return;
+        }
+        let mut mounts: Vec<&PathBuf> = match self.manager.version() {
+            CgroupVersion::V1 => self.layout.v1.values().collect(),
+            CgroupVersion::V2 => vec![&self.layout.root],
+        };
+        mounts.sort();
+        mounts.dedup();
+        for tier in ["kubepods/burstable", "kubepods/besteffort", KUBEPODS] {
+            let Ok(path) = CgroupPath::new(tier) else { continue };
+            for mount in &mounts {
+                // rmdir only: a tier with a pod cgroup in it is not empty and stays.
+                let _ = std::fs::remove_dir(path.under(mount));
             }
         }
     }
