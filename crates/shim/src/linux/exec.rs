@@ -87,7 +87,7 @@ fn process_json(id: &str, state_root: &Path, spec: &ExecSpec) -> Result<std::pat
     Ok(file)
 }
 
-fn null() -> std::io::Result<OwnedFd> {
+pub(crate) fn null() -> std::io::Result<OwnedFd> {
     std::fs::OpenOptions::new().read(true).write(true).open("/dev/null").map(OwnedFd::from)
 }
 
@@ -133,7 +133,7 @@ pub(crate) fn serve(
         Some(_) => [null()?, null()?, null()?],
         None => [stdin.try_clone()?, stdout.try_clone()?, stderr.try_clone()?],
     };
-    let pid = match run_helper(&args, helper_stdio) {
+    let pid = match run_helper(&args, helper_stdio, false) {
         Ok(pid) => pid,
         // The command could not be started (not found, not executable): kubelet's exec probes
         // expect that as an error of the call, as runc reports it.

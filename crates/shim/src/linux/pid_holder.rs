@@ -2,16 +2,15 @@
 //! also what a CRI client gets by leaving the field unset, as crictl does). A PID namespace dies
 //! with its first process, so something must be that process for the pod's lifetime: a tiny
 //! holder, the one "pause" process wasmlet has, made only for pods that need it. The shim starts
-//! it (`wasmlet pid-holder` with CLONE_NEWPID unshared for its children), keeps it as its child
+//! it (`wasmlet pid-holder`, run like the libcontainer helpers with CLONE_NEWPID unshared for its children), keeps it as its child
 //! (subreaper) and kills it when the pod goes; the holder's child is pid 1 of the namespace, reaps
 //! orphans and otherwise sleeps.
 
+use std::ffi::OsStr;
 use std::io::Write;
-use std::os::unix::process::CommandExt;
-use std::process::{Command, Stdio};
 use std::sync::Mutex;
 
-use super::reaper;
+use super::process::{HelperError, run_helper};
 use crate::protocol::RemoteError;
 
 /// The holder of this shim's pod, once made.
@@ -25,28 +24,10 @@ pub(crate) fn ensure() -> Result<i32, RemoteError> {
     {
         return Ok(pid);
     }
-    reaper::ensure_started().map_err(|e| RemoteError::Internal(format!("starting the reaper: {e}")))?;
-    let mut cmd = Command::new("/proc/self/exe");
-    cmd.arg("pid-holder").stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::inherit());
-    // SAFETY: unshare is async-signal-safe; it only affects the children of the exec'd helper.
-    unsafe {
-        cmd.pre_exec(|| nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWPID).map_err(std::io::Error::from));
-    }
-    let output = {
-        let child = cmd.spawn().map_err(|e| RemoteError::Internal(format!("starting the pid holder: {e}")))?;
-        let exited = reaper::watch(child.id() as i32);
-        let mut out = String::new();
-        if let Some(mut stdout) = child.stdout {
-            let _ = std::io::Read::read_to_string(&mut stdout, &mut out);
-        }
-        let _ = exited.recv();
-        out
-    };
-    let pid: i32 = output
-        .trim()
-        .strip_prefix("ok ")
-        .and_then(|p| p.parse().ok())
-        .ok_or_else(|| RemoteError::Internal(format!("the pid holder said {output:?}")))?;
+    let null = || super::exec::null().map_err(|e| RemoteError::Internal(format!("/dev/null: {e}")));
+    let pid = run_helper(&[OsStr::new("pid-holder")], [null()?, null()?, null()?], true).map_err(|e| match e {
+        HelperError::Refused(m) | HelperError::Failed(m) => RemoteError::Internal(format!("starting the pid holder: {m}")),
+    })?;
     // Its exit (when killed with the pod) is collected by the reaper like any orphan's.
     *holder = Some(pid);
     tracing::info!(pid, "pod PID namespace holder started");

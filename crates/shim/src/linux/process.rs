@@ -56,7 +56,7 @@ impl LinuxContainer {
         let (err_r, err_w) = pipe()?;
         let started = Instant::now();
         let args = [OsStr::new("linux-create"), OsStr::new(id), spec.state_root.as_os_str(), spec.bundle.as_os_str()];
-        let outcome = run_helper(&args, [stdin_r, out_w, err_w]);
+        let outcome = run_helper(&args, [stdin_r, out_w, err_w], false);
         tracing::debug!(container.id = %id, create_us = started.elapsed().as_micros() as u64, "linux-create helper done");
         let pid = outcome.map_err(|e| match e {
             HelperError::Refused(message) => RemoteError::InvalidArgument(format!("creating container {id}: {message}")),
@@ -183,8 +183,9 @@ pub(crate) enum HelperError {
 
 /// Runs `/proc/self/exe ARGS...` (a single-threaded helper calling libcontainer) with `stdio` as
 /// its fds 3, 4 and 5, and returns the pid it reports (`ok <pid>` on its stdout). The process of
-/// that pid outlives the helper and becomes this shim's child (it is a subreaper).
-pub(crate) fn run_helper(args: &[&OsStr], stdio: [OwnedFd; 3]) -> Result<i32, HelperError> {
+/// that pid outlives the helper and becomes this shim's child (it is a subreaper). With
+/// `new_pid_ns`, the helper's children start a new PID namespace.
+pub(crate) fn run_helper(args: &[&OsStr], stdio: [OwnedFd; 3], new_pid_ns: bool) -> Result<i32, HelperError> {
     let failed = |what: &str, e: &dyn std::fmt::Display| HelperError::Failed(format!("{what}: {e}"));
     reaper::ensure_started().map_err(|e| failed("starting the reaper", &e))?;
     // Above the standard descriptors, so placing them at 3, 4, 5 in the child clobbers none.
@@ -196,9 +197,12 @@ pub(crate) fn run_helper(args: &[&OsStr], stdio: [OwnedFd; 3]) -> Result<i32, He
     cmd.args(args);
     cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::inherit());
     let raw: [RawFd; 3] = [high[0].as_raw_fd(), high[1].as_raw_fd(), high[2].as_raw_fd()];
-    // SAFETY: only dup2 (async-signal-safe) between fork and exec.
+    // SAFETY: only unshare and dup2 (async-signal-safe) between fork and exec.
     unsafe {
         cmd.pre_exec(move || {
+            if new_pid_ns {
+                nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWPID)?;
+            }
             for (i, fd) in raw.iter().enumerate() {
                 if libc::dup2(*fd, 3 + i as RawFd) < 0 {
                     return Err(std::io::Error::last_os_error());
