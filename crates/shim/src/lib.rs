@@ -10,6 +10,7 @@ pub mod client;
 mod cri_log;
 mod error;
 pub mod exec;
+mod fd_passing;
 mod executor;
 mod http_handler;
 mod limiter;

@@ -86,7 +86,7 @@ pub(crate) fn serve_with(executor: Executor, opts: ShimOptions, listener: UnixLi
 
 fn handle(conn: UnixStream, supervisor: &Arc<Supervisor>, opts: &ShimOptions) -> std::io::Result<()> {
     // An exec's stdio descriptors come with its request line.
-    let (line, fds) = crate::exec::read_request(&conn)?;
+    let (line, fds) = crate::fd_passing::read_request(&conn)?;
     let request: Request = match serde_json::from_str(&line) {
         Ok(r) => r,
         Err(e) => return reply(&conn, &Response::Error(crate::protocol::RemoteError::InvalidArgument(format!("bad request: {e}")))),

@@ -251,28 +251,9 @@ impl Console {
     }
 }
 
-/// Receives one descriptor (SCM_RIGHTS) from `conn`.
+/// Receives the one descriptor (the terminal master) of the console message on `conn`.
 fn recv_fd(conn: &UnixStream) -> std::io::Result<OwnedFd> {
     let mut buf = [0u8; 256];
-    let mut control = [0u64; 4];
-    let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
-    // SAFETY: msghdr is plain data; every pointer set below outlives the call.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control.as_mut_ptr().cast();
-    msg.msg_controllen = std::mem::size_of_val(&control);
-    // SAFETY: recvmsg writes only into the buffers msg points at.
-    let n = unsafe { libc::recvmsg(conn.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) };
-    if n < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: the kernel filled msg_control with well-formed headers; SCM_RIGHTS carries fds we now own.
-    unsafe {
-        let c = libc::CMSG_FIRSTHDR(&msg);
-        if !c.is_null() && (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
-            return Ok(OwnedFd::from_raw_fd(std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<libc::c_int>())));
-        }
-    }
-    Err(std::io::Error::other("no terminal master came with the console message"))
+    let (_, fds) = crate::fd_passing::recv_with_fds(conn, &mut buf)?;
+    fds.into_iter().next().ok_or_else(|| std::io::Error::other("no terminal master came with the console message"))
 }
