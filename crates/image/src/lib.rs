@@ -26,6 +26,7 @@ mod staging;
 mod store;
 mod tar_find;
 mod unpack;
+mod unpack_layer;
 mod usage;
 
 #[cfg(test)]
