@@ -29,17 +29,19 @@ pub fn main(args: Args, log_filter: &str, format: logging::Format) -> anyhow::Re
     Ok(ExitCode::SUCCESS)
 }
 
-/// `wasmlet linux-create ID STATE_ROOT BUNDLE`, with the container's stdio at fds 3, 4, 5.
+/// `wasmlet linux-create ID STATE_ROOT BUNDLE [CONSOLE_SOCKET]`, with the container's stdio at
+/// fds 3, 4, 5 (a container with a terminal sends its master to CONSOLE_SOCKET instead).
 #[derive(clap::Args)]
 pub struct LinuxCreateArgs {
     id: String,
     state_root: PathBuf,
     bundle: PathBuf,
+    console_socket: Option<PathBuf>,
 }
 
 /// Creates the container and reports `ok <pid>` / `error <message>` on stdout.
 pub fn linux_create(args: LinuxCreateArgs) -> ExitCode {
-    let code = wasmlet_shim::linux::create::create_main(&args.id, &args.state_root, &args.bundle);
+    let code = wasmlet_shim::linux::create::create_main(&args.id, &args.state_root, &args.bundle, args.console_socket.as_deref());
     ExitCode::from(u8::try_from(code).unwrap_or(1))
 }
 

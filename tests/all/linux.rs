@@ -472,6 +472,88 @@ async fn attach_feeds_stdin_and_streams_output_until_the_client_leaves() {
     d.rt().remove_pod_sandbox(cri::RemovePodSandboxRequest { pod_sandbox_id: sandbox }).await.unwrap();
 }
 
+/// Reads WebSocket channel 1 of an attach until `needle` shows up; panics if the session ends first.
+fn ws_read_until(sock: &mut std::net::TcpStream, needle: &str) -> String {
+    let mut out = String::new();
+    while !out.contains(needle) {
+        match crate::streaming::ws_read(sock) {
+            Some((2, msg)) if msg.first() == Some(&1) => out += &String::from_utf8_lossy(&msg[1..]),
+            Some((8, _)) | None => panic!("the session ended before {needle:?}; got {out:?}"),
+            _ => {}
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_container_with_a_terminal_is_attached_to_resized_and_logged_as_stdout() {
+    use crate::streaming::{http_upgrade, ws_headers, ws_read, ws_write};
+    require_root();
+    let (d, image, _registry) = daemon_with_busybox("linux-tty-ctr", &[]).await;
+    let pod = own_netns_pod(&d, "ttyctr");
+    let sandbox = run_pod_with(&d.cri, pod.clone()).await;
+    // As `kubectl run -it`: a shell with a terminal and stdin, closed after the first attach —
+    // which, with a terminal, containerd (and Docker) do not do: stdin stays open.
+    let mut config = container_config("shell", &image, &["sh"], &[], vec![]);
+    (config.tty, config.stdin, config.stdin_once) = (true, true, true);
+    let id = create_with(&d.cri, &sandbox, &pod, config).await;
+    start(&d, &id).await;
+    let attach = |id: String| {
+        let mut rt = d.rt();
+        async move {
+            let req = cri::AttachRequest { container_id: id, stdin: true, tty: true, stdout: true, stderr: false };
+            rt.attach(req).await.expect("Attach").into_inner().url
+        }
+    };
+
+    let (mut sock, head) = http_upgrade(&attach(id.clone()).await, &ws_headers("v5.channel.k8s.io"));
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    ws_write(&mut sock, b"\x00echo first-$((20+1)); echo to-stderr >&2\n");
+    let out = ws_read_until(&mut sock, "to-stderr\r\n");
+    assert!(out.contains("first-21"), "{out}");
+    drop(sock);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(d.status(&id).await.state, RUNNING, "a detached client leaves the shell running (stdin open)");
+
+    let started = Instant::now();
+    let (mut sock, head) = http_upgrade(&attach(id.clone()).await, &ws_headers("v5.channel.k8s.io"));
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    ws_write(&mut sock, b"\x00echo again-$((40+2))\n");
+    ws_read_until(&mut sock, "again-42\r\n");
+    let round_trip = started.elapsed();
+    ws_write(&mut sock, &[&[4u8][..], br#"{"Width":120,"Height":40}"#].concat());
+    std::thread::sleep(Duration::from_millis(200));
+    ws_write(&mut sock, b"\x00tty; stty size; exit 3\n");
+    let mut out = String::new();
+    let mut status = serde_json::Value::Null;
+    while let Some((op, msg)) = ws_read(&mut sock) {
+        match (op, msg.first()) {
+            (8, _) => break,
+            (2, Some(1)) => out += &String::from_utf8_lossy(&msg[1..]),
+            (2, Some(3)) if msg.len() > 1 => status = serde_json::from_slice(&msg[1..]).unwrap(),
+            _ => {}
+        }
+    }
+    assert!(out.contains("/dev/pts/"), "the container's stdio is a terminal:\n{out}");
+    assert!(out.contains("40 120"), "the resize reached the terminal:\n{out}");
+    assert_eq!(status["details"]["causes"][0]["message"], "3", "the attach ends with the container's exit code: {status}");
+    eventually(Duration::from_secs(10), "the shell's exit", || {
+        let d = &d;
+        let id = id.clone();
+        async move {
+            let s = d.status(&id).await;
+            if s.state == EXITED { Ok(s) } else { Err(format!("{:?}", s.state)) }
+        }
+    })
+    .await;
+    assert_eq!(d.status(&id).await.exit_code, 3);
+    let raw = std::fs::read_to_string(log_path(&pod, "shell")).unwrap();
+    assert!(raw.contains("first-21") && raw.contains("to-stderr") && raw.contains("/dev/pts/"), "the log has the terminal's output:\n{raw}");
+    assert!(raw.lines().all(|l| l.split(' ').nth(1) == Some("stdout")), "a terminal's output is logged as stdout:\n{raw}");
+    eprintln!("attach to a terminal, connect + echo round trip: {round_trip:?}");
+    d.rt().remove_pod_sandbox(cri::RemovePodSandboxRequest { pod_sandbox_id: sandbox }).await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_linux_container_outlives_a_daemon_kill_and_is_managed_after_the_restart() {
     require_root();

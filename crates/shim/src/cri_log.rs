@@ -1,12 +1,20 @@
-//! The CRI container log format that kubelet reads (`kubectl logs`, `crictl logs`):
-//! `<RFC3339Nano timestamp> <stdout|stderr> <P|F> <text>\n`, one record per line the guest wrote.
-//! A line longer than [`MAX_LINE`] is split into `P` (partial) records ending with an `F` (full)
-//! one, as containerd does; an unterminated last line is written as `F` when the guest exits.
+//! A container's output as the shim keeps it: the CRI log file kubelet reads (`kubectl logs`,
+//! `crictl logs`), the clients attached to it (`kubectl attach`), and its end.
+//!
+//! The log format is `<RFC3339Nano timestamp> <stdout|stderr> <P|F> <text>\n`, one record per line
+//! the container wrote. A line longer than [`MAX_LINE`] is split into `P` (partial) records ending
+//! with an `F` (full) one, as containerd does; an unterminated last line is written as `F` when
+//! the container exits. Everything written also goes, as is, to the attached clients' streams
+//! (Wasm and Linux containers alike); [`CriLog::close`] ends them with the container's exit code,
+//! which an attach waits for.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Condvar, Mutex};
+use std::time::Duration;
 
 use crate::Error;
 
@@ -28,29 +36,62 @@ impl LogStream {
     }
 }
 
-/// One container's log file, shared by its stdout and stderr.
+/// One container's output: its log file (if it has one), shared by its stdout and stderr, and
+/// the clients attached to it.
 pub struct CriLog {
-    path: PathBuf,
+    /// `None`: output is discarded (no `log_path`), but still goes to attached clients.
+    path: Option<PathBuf>,
     inner: Mutex<Inner>,
+    sinks: Mutex<Sinks>,
+    /// The exit code, once the output has ended.
+    end: Mutex<Option<i32>>,
+    ended: Condvar,
 }
 
 struct Inner {
-    file: File,
+    file: Option<File>,
     /// Bytes of an unfinished line, per stream.
     partial: [Vec<u8>; 2],
+}
+
+/// Attached clients' output streams, each with the token of its attach.
+#[derive(Default)]
+struct Sinks {
+    last_token: u64,
+    streams: Vec<(u64, LogStream, File)>,
 }
 
 impl CriLog {
     /// Creates (or appends to) the log file, making its directory if needed.
     pub fn open(path: &Path) -> Result<CriLog, Error> {
-        Ok(CriLog {
-            path: path.to_owned(),
-            inner: Mutex::new(Inner { file: open_log(path)?, partial: [Vec::new(), Vec::new()] }),
-        })
+        Ok(CriLog::new(Some(path.to_owned()), Some(open_log(path)?)))
     }
 
-    /// Appends what the guest wrote; complete lines are written at once.
-    pub fn write(&self, stream: LogStream, mut bytes: &[u8]) {
+    /// A container without a log file: its output only reaches attached clients.
+    pub fn discard() -> CriLog {
+        CriLog::new(None, None)
+    }
+
+    fn new(path: Option<PathBuf>, file: Option<File>) -> CriLog {
+        CriLog {
+            path,
+            inner: Mutex::new(Inner { file, partial: [Vec::new(), Vec::new()] }),
+            sinks: Mutex::new(Sinks::default()),
+            end: Mutex::new(None),
+            ended: Condvar::new(),
+        }
+    }
+
+    /// Appends what the container wrote (complete lines are written at once) and passes it on to
+    /// the attached clients.
+    pub fn write(&self, stream: LogStream, bytes: &[u8]) {
+        self.log(stream, bytes);
+        let mut sinks = self.sinks.lock().unwrap_or_else(|e| e.into_inner());
+        // A client that went away is dropped; a slow one slows the container, as with containerd.
+        sinks.streams.retain_mut(|(_, s, f)| *s != stream || f.write_all(bytes).is_ok());
+    }
+
+    fn log(&self, stream: LogStream, mut bytes: &[u8]) {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         let inner = &mut *inner;
         let idx = stream as usize;
@@ -70,9 +111,11 @@ impl CriLog {
             *partial = rest;
         }
         if !out.is_empty()
-            && let Err(e) = inner.file.write_all(&out)
+            && let Some(file) = &mut inner.file
+            && let Err(e) = file.write_all(&out)
         {
-            tracing::warn!(path = %self.path.display(), error = %e, "writing container log");
+            let path = self.path.as_deref().unwrap_or(Path::new(""));
+            tracing::warn!(path = %path.display(), error = %e, "writing container log");
         }
     }
 
@@ -86,16 +129,73 @@ impl CriLog {
                 emit(&mut out, stream, &line, true);
             }
         }
-        if !out.is_empty() {
-            let _ = inner.file.write_all(&out);
+        if !out.is_empty()
+            && let Some(file) = &mut inner.file
+        {
+            let _ = file.write_all(&out);
         }
+    }
+
+    /// The output has ended (the container exited with `exit_code`): any unterminated line is
+    /// logged, the attached clients' streams are closed and their attaches told the code.
+    pub fn close(&self, exit_code: i32) {
+        self.finish();
+        // Under the sinks' lock, so no attach adds a stream after they are cleared.
+        let mut sinks = self.sinks.lock().unwrap_or_else(|e| e.into_inner());
+        *self.end.lock().unwrap_or_else(|e| e.into_inner()) = Some(exit_code);
+        sinks.streams.clear();
+        drop(sinks);
+        self.ended.notify_all();
     }
 
     /// Reopens the file at the same path (after kubelet rotated it away).
     pub fn reopen(&self) -> Result<(), Error> {
-        let file = open_log(&self.path)?;
-        self.inner.lock().unwrap_or_else(|e| e.into_inner()).file = file;
+        let Some(path) = &self.path else { return Ok(()) };
+        let file = open_log(path)?;
+        self.inner.lock().unwrap_or_else(|e| e.into_inner()).file = Some(file);
         Ok(())
+    }
+
+    /// Feeds the container's output from now on to an attached client: its stdout to `stdout`, its
+    /// stderr to `stderr` (to `stdout` too when `merged`: a client with a terminal has one
+    /// stream). Returns a token for [`detach`](Self::detach). After [`close`](Self::close) the
+    /// streams are dropped at once.
+    pub fn attach(&self, stdout: Option<OwnedFd>, stderr: Option<OwnedFd>, merged: bool) -> std::io::Result<u64> {
+        let mut sinks = self.sinks.lock().unwrap_or_else(|e| e.into_inner());
+        sinks.last_token += 1;
+        let token = sinks.last_token;
+        if self.end.lock().unwrap_or_else(|e| e.into_inner()).is_some() {
+            return Ok(token);
+        }
+        let stderr = match (stderr, &stdout) {
+            (Some(fd), _) => Some(fd),
+            (None, Some(out)) if merged => Some(out.try_clone()?),
+            (None, _) => None,
+        };
+        for (stream, fd) in [(LogStream::Stdout, stdout), (LogStream::Stderr, stderr)] {
+            if let Some(fd) = fd {
+                sinks.streams.push((token, stream, File::from(fd)));
+            }
+        }
+        Ok(token)
+    }
+
+    pub fn detach(&self, token: u64) {
+        self.sinks.lock().unwrap_or_else(|e| e.into_inner()).streams.retain(|(t, _, _)| *t != token);
+    }
+
+    /// Waits until the output has ended (the exit code) or `give_up` is set (`None`).
+    pub fn wait_closed(&self, give_up: &AtomicBool) -> Option<i32> {
+        let mut end = self.end.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if let Some(code) = *end {
+                return Some(code);
+            }
+            if give_up.load(Ordering::SeqCst) {
+                return None;
+            }
+            end = self.ended.wait_timeout(end, Duration::from_millis(100)).unwrap_or_else(|e| e.into_inner()).0;
+        }
     }
 }
 
@@ -201,6 +301,36 @@ mod tests {
         for (got, want) in r.iter().zip(expect.iter()) {
             assert_eq!((got.0.as_str(), got.1.as_str(), got.2.as_str()), (want.0, want.1, want.2.as_str()));
         }
+    }
+
+    #[test]
+    fn attached_clients_get_the_output_until_they_detach_or_it_ends() {
+        use std::io::Read;
+        let log = CriLog::discard();
+        let (mut out_r, out_w) = std::io::pipe().unwrap();
+        let (mut err_r, err_w) = std::io::pipe().unwrap();
+        let (mut tty_r, tty_w) = std::io::pipe().unwrap();
+        log.write(LogStream::Stdout, b"before\n");
+        let plain = log.attach(Some(out_w.into()), Some(err_w.into()), false).unwrap();
+        let terminal = log.attach(Some(tty_w.into()), None, true).unwrap();
+        log.write(LogStream::Stdout, b"out\n");
+        log.write(LogStream::Stderr, b"err\n");
+        log.detach(plain);
+        log.write(LogStream::Stdout, b"after\n");
+        let flag = AtomicBool::new(false);
+        log.close(7);
+        assert_eq!(log.wait_closed(&flag), Some(7));
+        let read = |r: &mut std::io::PipeReader| {
+            let mut s = String::new();
+            r.read_to_string(&mut s).unwrap();
+            s
+        };
+        assert_eq!(read(&mut out_r), "out\n", "from the attach on, until the detach");
+        assert_eq!(read(&mut err_r), "err\n");
+        assert_eq!(read(&mut tty_r), "out\nerr\nafter\n", "a terminal client gets both streams, until the end");
+        let (_r, w) = std::io::pipe().unwrap();
+        log.attach(Some(w.into()), None, false).unwrap();
+        assert!(log.sinks.lock().unwrap().streams.is_empty(), "an attach after the end holds nothing");
     }
 
     #[test]

@@ -82,6 +82,9 @@ pub(crate) enum ExecTarget {
     Wasm {
         engine: Engine,
         spec: WasmSpec,
+        /// The container's output and stdin, for an attach.
+        log: Option<Arc<crate::cri_log::CriLog>>,
+        stdin: Option<Arc<crate::container_stdin::ContainerStdin>>,
     },
     /// A Linux container: its exec is a process made by libcontainer in the container's
     /// namespaces and cgroup (see [`crate::linux::exec`]).
@@ -269,9 +272,9 @@ pub(crate) fn container_exited(container_id: &str) {
     }
 }
 
-/// `ExecResize`: a Wasm guest has no terminal, so there is nothing to tell it.
+/// `ExecResize` of an exec or attach: a Wasm guest has no terminal, so there is nothing to tell it.
 pub(crate) fn resize(exec_id: &str, size: TerminalSize) -> Response {
-    if crate::linux::exec::resize(exec_id, size) {
+    if crate::linux::terminal::resize(exec_id, size) {
         return Response::Ok;
     }
     if running()
@@ -315,11 +318,15 @@ pub(crate) fn serve(
         return respond(&conn, &Response::Error(RemoteError::InvalidArgument(msg)));
     }
     let (engine, container) = match target {
-        Ok(ExecTarget::Wasm { .. }) if spec.attach => {
-            let msg = format!("attach to Wasm container {id} is not supported: its output is in its log (crictl logs -f)");
-            return respond(&conn, &Response::Error(RemoteError::FailedPrecondition(msg)));
+        Ok(ExecTarget::Wasm { spec: container, log, stdin, .. }) if spec.attach => {
+            let Some(log) = log else {
+                let msg = format!("container {id} keeps no output to attach to");
+                return respond(&conn, &Response::Error(RemoteError::Internal(msg)));
+            };
+            let target = crate::attach::Target { log, stdin, tty: container.tty, terminal: None };
+            return crate::attach::serve(conn, target, &id, &exec_id, &spec, fds);
         }
-        Ok(ExecTarget::Wasm { engine, spec }) => (engine, spec),
+        Ok(ExecTarget::Wasm { engine, spec, .. }) => (engine, spec),
         Ok(ExecTarget::Linux(container)) => {
             return crate::linux::exec::serve(conn, &container, &id, &exec_id, &spec, fds);
         }

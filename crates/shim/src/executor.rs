@@ -8,6 +8,9 @@
 //!
 //! A component exporting `wasi:http/incoming-handler` is not run but served, see
 //! [`crate::http_handler`].
+//!
+//! The guest's stdout and stderr go to its [`CriLog`] (and so to attached clients); its stdin is
+//! the container's [`ContainerStdin`] pipe when it was created with `stdin`, else empty.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,6 +22,7 @@ use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p2::bindings::CommandPre;
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
+use crate::container_stdin::ContainerStdin;
 use crate::cri_log::{CriLog, LogStream};
 use crate::limiter::{MemoryCap, MemoryLimiter};
 use crate::protocol::WasmSpec;
@@ -146,7 +150,15 @@ impl Executor {
 
     /// Runs the container to its end. Blocks the calling thread, which first moves itself into
     /// the container's cgroup (`spec.cgroup_tasks`), so threads it starts inherit it.
-    pub fn run(&self, prepared: Prepared, spec: &WasmSpec, log: Option<Arc<CriLog>>, stop: StopHandle, cap: Arc<MemoryCap>) -> Outcome {
+    pub fn run(
+        &self,
+        prepared: Prepared,
+        spec: &WasmSpec,
+        log: Option<Arc<CriLog>>,
+        stdin: Option<Arc<ContainerStdin>>,
+        stop: StopHandle,
+        cap: Arc<MemoryCap>,
+    ) -> Outcome {
         if let Err(e) = join_cgroup(&spec.cgroup_tasks) {
             return Outcome::error(1, e);
         }
@@ -154,7 +166,7 @@ impl Executor {
             Prepared::Http(http) => {
                 let outcome = crate::http_handler::serve(http, spec, log.clone(), stop, cap);
                 if let Some(log) = &log {
-                    log.finish();
+                    log.close(outcome.exit_code);
                 }
                 return outcome;
             }
@@ -165,9 +177,13 @@ impl Executor {
             Err(e) => return Outcome::error(1, format!("creating the guest's runtime: {e}")),
         };
         let limiter = MemoryLimiter::new(cap);
-        let builder = match wasi_builder(spec, &log) {
-            Ok(b) => b,
-            Err(e) => return Outcome::error(1, e),
+        let builder = {
+            // The stdin pipe registers with this runtime's reactor.
+            let _rt = runtime.enter();
+            match wasi_builder(spec, &log).and_then(|b| with_stdin(b, stdin.as_deref())) {
+                Ok(b) => b,
+                Err(e) => return Outcome::error(1, e),
+            }
         };
         let outcome = runtime.block_on(async {
             match prepared {
@@ -207,10 +223,19 @@ impl Executor {
             }
         });
         if let Some(log) = &log {
-            log.finish();
+            log.close(outcome.exit_code);
         }
         outcome
     }
+}
+
+/// Gives the guest the container's stdin pipe (attach writes into it; its end is EOF).
+fn with_stdin(mut b: WasiCtxBuilder, stdin: Option<&ContainerStdin>) -> Result<WasiCtxBuilder, String> {
+    if let Some(fd) = stdin.and_then(ContainerStdin::take_reader) {
+        let pipe = tokio::net::unix::pipe::Receiver::from_owned_fd(fd).map_err(|e| format!("the container's stdin: {e}"))?;
+        b.stdin(wasmtime_wasi::cli::AsyncStdinStream::new(pipe));
+    }
+    Ok(b)
 }
 
 impl Outcome {

@@ -6,7 +6,9 @@
 //! JSON-lines protocol in [`protocol`]; [`client`] is the daemon's side, [`server`] the shim's.
 
 pub mod atomic;
+mod attach;
 pub mod client;
+mod container_stdin;
 mod cri_log;
 mod error;
 pub mod exec;

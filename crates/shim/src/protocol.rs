@@ -33,6 +33,16 @@ pub struct WasmSpec {
     /// network namespace, on every address); `None`: 8080. Unused by other guests.
     #[serde(default)]
     pub http_port: Option<u16>,
+    /// Give the guest a stdin that attach writes into (CRI `stdin`); without, its stdin is empty.
+    #[serde(default)]
+    pub stdin: bool,
+    /// Close that stdin after the first attach that wrote into it ends (CRI `stdin_once`).
+    #[serde(default)]
+    pub stdin_once: bool,
+    /// CRI `tty`. A WASI guest has no terminal: an attached client with one gets stderr on its
+    /// one stream beside stdout, and resizes are ignored (see [`crate::attach`]).
+    #[serde(default)]
+    pub tty: bool,
 }
 
 /// A Linux container as the shim sees it: an OCI bundle the daemon wrote (its `config.json` and
@@ -51,6 +61,10 @@ pub struct LinuxSpec {
     pub stdin: bool,
     #[serde(default)]
     pub stdin_once: bool,
+    /// Give the container a terminal (CRI `tty`, OCI `process.terminal`): libcontainer makes the
+    /// pty and sends its master to the shim, which logs its output as stdout.
+    #[serde(default)]
+    pub tty: bool,
     /// The signal StopContainer sends first (the image's STOPSIGNAL; SIGTERM by default).
     pub stop_signal: i32,
     /// The container cgroup's file counting OOM kills (v1 `memory.oom_control`, v2

@@ -35,6 +35,8 @@ enum Workload {
         stop: StopHandle,
         /// The live memory cap and linear-memory size, shared with the running store's limiter.
         cap: Arc<MemoryCap>,
+        /// Its stdin for attach (CRI `stdin`).
+        stdin: Option<Arc<crate::container_stdin::ContainerStdin>>,
     },
     Linux(Arc<LinuxContainer>),
 }
@@ -122,12 +124,19 @@ impl Supervisor {
             return Err(RemoteError::AlreadyExists(format!("container {id} already exists in the shim")));
         }
         let prepared = self.executor.prepare(&spec).map_err(RemoteError::InvalidArgument)?;
+        // Without a log file, the output still reaches attached clients.
         let log = match &spec.log_path {
             Some(path) => Some(Arc::new(CriLog::open(path).map_err(|e| RemoteError::Internal(e.to_string()))?)),
-            None => None,
+            None => Some(Arc::new(CriLog::discard())),
+        };
+        let stdin = match spec.stdin {
+            true => Some(Arc::new(
+                crate::container_stdin::ContainerStdin::pipe(spec.stdin_once).map_err(|e| RemoteError::Internal(format!("stdin pipe: {e}")))?,
+            )),
+            false => None,
         };
         let cap = MemoryCap::new(spec.memory_limit);
-        let workload = Workload::Wasm { spec, prepared: Some(prepared), log, stop: StopHandle::default(), cap };
+        let workload = Workload::Wasm { spec, prepared: Some(prepared), log, stop: StopHandle::default(), cap, stdin };
         self.insert(id, Container { workload, state: ContainerState::Created })
     }
 
@@ -182,7 +191,7 @@ impl Supervisor {
         if c.state != ContainerState::Created {
             return Err(RemoteError::FailedPrecondition(format!("container {id} is not in the created state")));
         }
-        let (spec, log, stop, cap, prepared) = match &mut c.workload {
+        let (spec, log, stop, cap, prepared, stdin) = match &mut c.workload {
             Workload::Linux(linux) => {
                 let linux = Arc::clone(linux);
                 let started_at = now_nanos();
@@ -194,11 +203,11 @@ impl Supervisor {
                 }
                 return Ok(Response::Started { started_at });
             }
-            Workload::Wasm { spec, prepared, log, stop, cap } => {
+            Workload::Wasm { spec, prepared, log, stop, cap, stdin } => {
                 let Some(prepared) = prepared.take() else {
                     return Err(RemoteError::FailedPrecondition(format!("container {id} is not in the created state")));
                 };
-                (spec.clone(), log.clone(), stop.clone(), Arc::clone(cap), prepared)
+                (spec.clone(), log.clone(), stop.clone(), Arc::clone(cap), prepared, stdin.clone())
             }
         };
         let started_at = now_nanos();
@@ -208,7 +217,7 @@ impl Supervisor {
         let thread_id = id.clone();
         let spawned = std::thread::Builder::new().name(format!("ctr-{}", &id[..id.len().min(12)])).spawn(move || {
             let _span = tracing::info_span!("container", sandbox.id = %this.sandbox_id, container.id = %thread_id).entered();
-            let outcome = this.executor.run(prepared, &spec, log, stop, cap);
+            let outcome = this.executor.run(prepared, &spec, log, stdin, stop, cap);
             let record = ExitRecord {
                 started_at,
                 finished_at: now_nanos(),
@@ -333,7 +342,12 @@ impl Supervisor {
             return Err(RemoteError::FailedPrecondition(format!("container {id} is not running")));
         }
         let target = match &c.workload {
-            Workload::Wasm { spec, .. } => crate::exec::ExecTarget::Wasm { engine: self.executor.engine().clone(), spec: spec.clone() },
+            Workload::Wasm { spec, log, stdin, .. } => crate::exec::ExecTarget::Wasm {
+                engine: self.executor.engine().clone(),
+                spec: spec.clone(),
+                log: log.clone(),
+                stdin: stdin.clone(),
+            },
             Workload::Linux(l) => crate::exec::ExecTarget::Linux(Arc::clone(l)),
         };
         Ok(target)

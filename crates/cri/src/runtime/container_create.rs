@@ -256,6 +256,9 @@ fn wasm_spec(
         memory_limit,
         cgroup_tasks: Vec::new(),
         http_port,
+        stdin: config.stdin,
+        stdin_once: config.stdin_once,
+        tty: config.tty,
     })
 }
 

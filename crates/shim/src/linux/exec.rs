@@ -7,13 +7,12 @@
 //! master to a console socket of the shim, which pumps it to and from the client's streams and
 //! applies resizes.
 
-use std::collections::HashMap;
 use std::ffi::OsStr;
-use std::io::Write;
 use std::fs::File;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::{Path, PathBuf};
+use std::io::Write;
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
@@ -24,6 +23,7 @@ use libcontainer::syscall::syscall::SyscallType;
 
 use super::process::{HelperError, LinuxContainer, run_helper};
 use super::reaper;
+use super::terminal::{self, Console};
 use crate::exec::{ExecExit, ExecSpec, KILLED, TIMED_OUT, TerminalSize, respond, watch};
 use crate::protocol::{RemoteError, Response};
 
@@ -102,7 +102,7 @@ pub(crate) fn serve(
     fds: Vec<OwnedFd>,
 ) -> std::io::Result<()> {
     if spec.attach {
-        return super::attach::serve(conn, container, id, spec, fds);
+        return crate::attach::serve(conn, container.attach_target(), id, exec_id, spec, fds);
     }
     let mut fds = fds.into_iter();
     let stdin = match spec.stdin.then(|| fds.next()).flatten() {
@@ -121,7 +121,7 @@ pub(crate) fn serve(
     let start = Instant::now();
     // A terminal: made inside the container by libcontainer, its master sent to this socket.
     let console = match spec.tty {
-        true => Some(Console::listen(container, exec_id)?),
+        true => Some(Console::listen(container.bundle_dir(), &format!("tty-{}.sock", &exec_id[..exec_id.len().min(8)]))?),
         false => None,
     };
     let mut args = vec![OsStr::new("linux-exec"), OsStr::new(container.id()), container.state_root().as_os_str(), OsStr::new(&json)];
@@ -145,9 +145,9 @@ pub(crate) fn serve(
         }
     };
     let exited = reaper::watch(pid);
-    let _terminal = match console {
-        Some(c) => match c.receive(exec_id, spec.terminal, stdin, stdout) {
-            Ok(t) => Some(t),
+    match console {
+        Some(c) => match pump_terminal(c, exec_id, spec.terminal, stdin, stdout) {
+            Ok(()) => {}
             Err(e) => {
                 // SAFETY: plain syscall on our unreaped child.
                 unsafe {
@@ -156,11 +156,8 @@ pub(crate) fn serve(
                 return respond(&conn, &Response::Error(RemoteError::Internal(format!("exec in container {id}: the terminal: {e}"))));
             }
         },
-        None => {
-            drop((stdin, stdout, stderr));
-            None
-        }
-    };
+        None => drop((stdin, stdout, stderr)),
+    }
     respond(&conn, &Response::Ok)?;
     let why = Arc::new(AtomicU8::new(0));
     let watcher = {
@@ -185,75 +182,28 @@ pub(crate) fn serve(
         _ if code == 0 => "Completed",
         _ => "Error",
     };
-    if let Some(t) = TERMINALS.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
-        t.remove(exec_id);
-    }
+    terminal::unregister(exec_id);
     tracing::info!(container.id = %id, exec.id = %exec_id, exit_code = code, reason, exec.us = start.elapsed().as_micros() as u64, "linux exec ended");
     respond(&conn, &Response::ExecExited(ExecExit { exit_code: code, reason: reason.into(), message: String::new() }))
 }
 
-/// The terminal masters of running execs, by exec id, for resizes.
-static TERMINALS: std::sync::Mutex<Option<HashMap<String, Arc<OwnedFd>>>> = std::sync::Mutex::new(None);
-
-/// Resizes the terminal of exec `exec_id`; `false` if it has none here.
-pub(crate) fn resize(exec_id: &str, size: TerminalSize) -> bool {
-    let terminals = TERMINALS.lock().unwrap_or_else(|e| e.into_inner());
-    let Some(master) = terminals.as_ref().and_then(|t| t.get(exec_id)) else { return false };
-    set_size(master, size);
-    true
-}
-
-fn set_size(master: &OwnedFd, size: TerminalSize) {
-    let ws = libc::winsize { ws_row: size.height, ws_col: size.width, ws_xpixel: 0, ws_ypixel: 0 };
-    // SAFETY: TIOCSWINSZ reads a winsize we own.
-    unsafe {
-        libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &ws);
+/// Takes the exec's terminal master, applies the first size, and pumps it to/from the client's
+/// streams.
+fn pump_terminal(console: Console, exec_id: &str, size: Option<TerminalSize>, stdin: OwnedFd, stdout: OwnedFd) -> std::io::Result<()> {
+    let master = Arc::new(console.receive()?);
+    if let Some(size) = size {
+        terminal::set_size(&master, size);
     }
-}
-
-/// The socket libcontainer sends an exec's terminal master to (runc's console-socket protocol).
-struct Console {
-    path: PathBuf,
-    listener: UnixListener,
-}
-
-impl Console {
-    fn listen(container: &LinuxContainer, exec_id: &str) -> std::io::Result<Console> {
-        // Short: a unix socket path must fit in 108 bytes.
-        let path = container.bundle_dir().join(format!("tty-{}.sock", &exec_id[..exec_id.len().min(8)]));
-        let _ = std::fs::remove_file(&path);
-        let listener = UnixListener::bind(&path)?;
-        Ok(Console { path, listener })
-    }
-
-    /// Takes the master, applies the first size, and pumps it to/from the client's streams.
-    fn receive(self, exec_id: &str, size: Option<TerminalSize>, stdin: OwnedFd, stdout: OwnedFd) -> std::io::Result<Arc<OwnedFd>> {
-        self.listener.set_nonblocking(false)?;
-        let (conn, _) = self.listener.accept()?;
-        let _ = std::fs::remove_file(&self.path);
-        conn.set_read_timeout(Some(Duration::from_secs(10)))?;
-        let master = Arc::new(recv_fd(&conn)?);
-        if let Some(size) = size {
-            set_size(&master, size);
-        }
-        TERMINALS.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert_with(HashMap::new).insert(exec_id.to_string(), Arc::clone(&master));
-        let mut to_client = File::from(stdout);
-        let mut from_master = File::from(master.try_clone()?);
-        std::thread::spawn(move || {
-            let _ = std::io::copy(&mut from_master, &mut to_client);
-        });
-        let mut from_client = File::from(stdin);
-        let mut to_master = File::from(master.try_clone()?);
-        std::thread::spawn(move || {
-            let _ = std::io::copy(&mut from_client, &mut to_master);
-        });
-        Ok(master)
-    }
-}
-
-/// Receives the one descriptor (the terminal master) of the console message on `conn`.
-fn recv_fd(conn: &UnixStream) -> std::io::Result<OwnedFd> {
-    let mut buf = [0u8; 256];
-    let (_, fds) = crate::fd_passing::recv_with_fds(conn, &mut buf)?;
-    fds.into_iter().next().ok_or_else(|| std::io::Error::other("no terminal master came with the console message"))
+    terminal::register(exec_id, &master);
+    let mut to_client = File::from(stdout);
+    let mut from_master = File::from(master.try_clone()?);
+    std::thread::spawn(move || {
+        let _ = std::io::copy(&mut from_master, &mut to_client);
+    });
+    let mut from_client = File::from(stdin);
+    let mut to_master = File::from(master.try_clone()?);
+    std::thread::spawn(move || {
+        let _ = std::io::copy(&mut from_client, &mut to_master);
+    });
+    Ok(())
 }

@@ -1,17 +1,19 @@
 //! One Linux container inside the shim: created by exec'ing the `linux-create` helper (which
 //! calls libcontainer), started and signalled through libcontainer's state (no fork, so safe in
-//! this multi-threaded process), its stdout/stderr pumped into the CRI log, its exit collected by
-//! the [`reaper`](super::reaper).
+//! this multi-threaded process), its stdout/stderr pumped into its [`CriLog`] (which passes them on
+//! to attached clients), its exit collected by the [`reaper`](super::reaper). With `tty`, the
+//! container's stdio is a terminal libcontainer makes: its master comes back over a console
+//! socket, its output is logged as stdout (as containerd does), and attach writes into it.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Read};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::ffi::OsStr;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use libcontainer::container::Container;
@@ -19,6 +21,8 @@ use libcontainer::signal::Signal;
 use nix::sys::wait::WaitStatus;
 
 use super::reaper;
+use super::terminal::Console;
+use crate::container_stdin::ContainerStdin;
 use crate::cri_log::{CriLog, LogStream};
 use crate::protocol::{LinuxSpec, RemoteError};
 
@@ -31,15 +35,15 @@ pub(crate) struct LinuxContainer {
     spec: LinuxSpec,
     pid: i32,
     exit: Mutex<Option<Receiver<WaitStatus>>>,
+    /// One message per output pump that ended.
     pumps_done: Mutex<Option<Receiver<()>>>,
-    /// Attached clients' output streams, fed by the pumps beside the log.
-    sinks: Arc<Sinks>,
-    /// The exit code, once the container has exited and its output is drained.
-    exit_code: Mutex<Option<i32>>,
-    exited: Condvar,
-    log: Option<Arc<CriLog>>,
-    /// The write end of the container's stdin, kept for attach when `spec.stdin`.
-    stdin: Mutex<Option<File>>,
+    pumps: usize,
+    /// Its output: the log file (if any) and attached clients.
+    log: Arc<CriLog>,
+    /// Its stdin for attach: a pipe when `spec.stdin`, the terminal when `spec.tty` too.
+    stdin: Option<Arc<ContainerStdin>>,
+    /// The terminal's master, when `spec.tty`.
+    terminal: Option<Arc<OwnedFd>>,
 }
 
 /// How a Linux container ended.
@@ -51,38 +55,66 @@ pub(crate) struct LinuxExit {
 impl LinuxContainer {
     /// Creates the container: its init process exists, fully set up, blocked until [`start`](Self::start).
     pub fn create(id: &str, spec: &LinuxSpec, log: Option<Arc<CriLog>>) -> Result<LinuxContainer, RemoteError> {
-        let (stdin_r, stdin_w) = pipe()?;
-        let (out_r, out_w) = pipe()?;
-        let (err_r, err_w) = pipe()?;
+        let log = log.unwrap_or_else(|| Arc::new(CriLog::discard()));
+        let io = |what: &str, e: std::io::Error| RemoteError::Internal(format!("creating container {id}: {what}: {e}"));
         let started = Instant::now();
-        let args = [OsStr::new("linux-create"), OsStr::new(id), spec.state_root.as_os_str(), spec.bundle.as_os_str()];
-        let outcome = run_helper(&args, [stdin_r, out_w, err_w], false);
-        tracing::debug!(container.id = %id, create_us = started.elapsed().as_micros() as u64, "linux-create helper done");
-        let pid = outcome.map_err(|e| match e {
-            HelperError::Refused(message) => RemoteError::InvalidArgument(format!("creating container {id}: {message}")),
-            HelperError::Failed(message) => RemoteError::Internal(format!("creating container {id}: {message}")),
-        })?;
-        let exit = reaper::watch(pid);
+        let mut args = vec![OsStr::new("linux-create"), OsStr::new(id), spec.state_root.as_os_str(), spec.bundle.as_os_str()];
         let (done_tx, done_rx) = channel();
-        let sinks = Arc::new(Sinks::default());
-        pump(out_r, log.clone(), Arc::clone(&sinks), LogStream::Stdout, done_tx.clone());
-        pump(err_r, log.clone(), Arc::clone(&sinks), LogStream::Stderr, done_tx);
+        let (pid, stdin, terminal, pumps) = if spec.tty {
+            // The terminal is the container's stdio: the helper's own is /dev/null.
+            let console = Console::listen(&spec.bundle, "console.sock").map_err(|e| io("the console socket", e))?;
+            args.push(console.path.as_os_str());
+            let null = || super::exec::null().map_err(|e| io("/dev/null", e));
+            let pid = helper(id, run_helper(&args, [null()?, null()?, null()?], false))?;
+            let exit_on_error = |e: std::io::Error| {
+                // SAFETY: plain syscall on our unreaped child (its init, waiting for start).
+                unsafe {
+                    libc::kill(pid, libc::SIGKILL);
+                }
+                io("the terminal", e)
+            };
+            let master = Arc::new(console.receive().map_err(exit_on_error)?);
+            let dup = |m: &OwnedFd| m.try_clone().map_err(|e| io("the terminal", e));
+            pump(dup(&master)?, Arc::clone(&log), LogStream::Stdout, done_tx);
+            let stdin = spec.stdin.then(|| dup(&master).map(|m| Arc::new(ContainerStdin::terminal(m)))).transpose()?;
+            (pid, stdin, Some(master), 1)
+        } else {
+            let (stdin_r, stdin_w) = pipe()?;
+            let (out_r, out_w) = pipe()?;
+            let (err_r, err_w) = pipe()?;
+            let pid = helper(id, run_helper(&args, [stdin_r, out_w, err_w], false))?;
+            pump(out_r, Arc::clone(&log), LogStream::Stdout, done_tx.clone());
+            pump(err_r, Arc::clone(&log), LogStream::Stderr, done_tx);
+            let stdin = spec.stdin.then(|| Arc::new(ContainerStdin::from_writer(File::from(stdin_w), spec.stdin_once)));
+            (pid, stdin, None, 2)
+        };
+        tracing::debug!(container.id = %id, tty = spec.tty, create_us = started.elapsed().as_micros() as u64, "linux-create helper done");
+        let exit = reaper::watch(pid);
         Ok(LinuxContainer {
             id: id.to_string(),
             spec: spec.clone(),
             pid,
             exit: Mutex::new(Some(exit)),
             pumps_done: Mutex::new(Some(done_rx)),
-            sinks,
-            exit_code: Mutex::new(None),
-            exited: Condvar::new(),
+            pumps,
             log,
-            stdin: Mutex::new(spec.stdin.then(|| File::from(stdin_w))),
+            stdin,
+            terminal,
         })
     }
 
     pub fn log(&self) -> Option<&Arc<CriLog>> {
-        self.log.as_ref()
+        Some(&self.log)
+    }
+
+    /// What an attach to this container needs.
+    pub fn attach_target(&self) -> crate::attach::Target {
+        crate::attach::Target {
+            log: Arc::clone(&self.log),
+            stdin: self.stdin.clone(),
+            tty: self.spec.tty,
+            terminal: self.terminal.clone(),
+        }
     }
 
     pub fn pid(&self) -> i32 {
@@ -124,7 +156,7 @@ impl LinuxContainer {
         let exit_code = status.map(reaper::exit_code).unwrap_or(255);
         if let Some(done) = self.pumps_done.lock().unwrap_or_else(|e| e.into_inner()).take() {
             let deadline = Instant::now() + DRAIN_WAIT;
-            for _ in 0..2 {
+            for _ in 0..self.pumps {
                 match done.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
                     Ok(()) => {}
                     Err(RecvTimeoutError::Timeout) => {
@@ -135,12 +167,7 @@ impl LinuxContainer {
                 }
             }
         }
-        if let Some(log) = &self.log {
-            log.finish();
-        }
-        self.sinks.close_all();
-        *self.exit_code.lock().unwrap_or_else(|e| e.into_inner()) = Some(exit_code);
-        self.exited.notify_all();
+        self.log.close(exit_code);
         let oom_killed = self.spec.oom_events.as_deref().is_some_and(|f| oom_kills(f) > 0);
         LinuxExit { exit_code, oom_killed }
     }
@@ -227,84 +254,24 @@ pub(crate) fn run_helper(args: &[&OsStr], stdio: [OwnedFd; 3], new_pid_ns: bool)
     }
 }
 
-/// The output streams of attached clients, each with a token to detach it by.
-#[derive(Default)]
-pub(crate) struct Sinks {
-    inner: Mutex<(u64, Vec<(u64, LogStream, File)>)>,
+/// The pid a create helper reported, or why it failed.
+fn helper(id: &str, outcome: Result<i32, HelperError>) -> Result<i32, RemoteError> {
+    outcome.map_err(|e| match e {
+        HelperError::Refused(message) => RemoteError::InvalidArgument(format!("creating container {id}: {message}")),
+        HelperError::Failed(message) => RemoteError::Internal(format!("creating container {id}: {message}")),
+    })
 }
 
-impl Sinks {
-    fn write(&self, stream: LogStream, bytes: &[u8]) {
-        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        inner.1.retain_mut(|(_, s, f)| *s != stream || f.write_all(bytes).is_ok());
-    }
-
-    fn close_all(&self) {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner()).1.clear();
-    }
-}
-
-impl LinuxContainer {
-    /// Feeds the container's stdout and stderr (from now on) to these; returns a token for
-    /// [`detach`](Self::detach).
-    pub fn attach(&self, stdout: Option<OwnedFd>, stderr: Option<OwnedFd>) -> u64 {
-        let mut inner = self.sinks.inner.lock().unwrap_or_else(|e| e.into_inner());
-        inner.0 += 1;
-        let token = inner.0;
-        for (stream, fd) in [(LogStream::Stdout, stdout), (LogStream::Stderr, stderr)] {
-            if let Some(fd) = fd {
-                inner.1.push((token, stream, File::from(fd)));
-            }
-        }
-        token
-    }
-
-    pub fn detach(&self, token: u64) {
-        self.sinks.inner.lock().unwrap_or_else(|e| e.into_inner()).1.retain(|(t, _, _)| *t != token);
-    }
-
-    /// A writer to the container's stdin, if it was created with one still open.
-    pub fn stdin_writer(&self) -> Option<File> {
-        self.stdin.lock().unwrap_or_else(|e| e.into_inner()).as_ref().and_then(|f| f.try_clone().ok())
-    }
-
-    /// Closes the container's stdin for good (`stdin_once` after the first attach).
-    pub fn close_stdin(&self) {
-        self.stdin.lock().unwrap_or_else(|e| e.into_inner()).take();
-    }
-
-    pub fn stdin_once(&self) -> bool {
-        self.spec.stdin_once
-    }
-
-    /// Waits until the container has exited (its exit code) or `give_up` is set (`None`).
-    pub fn wait_exited(&self, give_up: &std::sync::atomic::AtomicBool) -> Option<i32> {
-        let mut code = self.exit_code.lock().unwrap_or_else(|e| e.into_inner());
-        loop {
-            if let Some(c) = *code {
-                return Some(c);
-            }
-            if give_up.load(std::sync::atomic::Ordering::SeqCst) {
-                return None;
-            }
-            code = self.exited.wait_timeout(code, Duration::from_millis(100)).unwrap_or_else(|e| e.into_inner()).0;
-        }
-    }
-}
-
-fn pump(from: OwnedFd, log: Option<Arc<CriLog>>, sinks: Arc<Sinks>, stream: LogStream, done: Sender<()>) {
+/// Copies one output of the container (a pipe, or its terminal's master, which reads EIO once
+/// the container's side is closed) into its log until it ends.
+fn pump(from: OwnedFd, log: Arc<CriLog>, stream: LogStream, done: Sender<()>) {
     let spawned = std::thread::Builder::new().name("ctr-out".into()).spawn(move || {
         let mut file = File::from(from);
         let mut buf = vec![0u8; 32 * 1024];
         loop {
             match file.read(&mut buf) {
                 Ok(0) => break,
-                Ok(n) => {
-                    if let Some(log) = &log {
-                        log.write(stream, &buf[..n]);
-                    }
-                    sinks.write(stream, &buf[..n]);
-                }
+                Ok(n) => log.write(stream, &buf[..n]),
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(_) => break,
             }

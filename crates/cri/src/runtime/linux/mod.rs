@@ -78,6 +78,7 @@ pub(crate) fn prepare(p: Prepare<'_>) -> Result<(LinuxSpec, Bundle), Error> {
             log_path: p.log_path.clone(),
             stdin: p.config.stdin,
             stdin_once: p.config.stdin_once,
+            tty: p.config.tty,
             stop_signal,
             oom_events: p.oom_events.clone(),
         })

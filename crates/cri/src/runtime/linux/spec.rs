@@ -78,9 +78,6 @@ pub(crate) fn build(input: SpecInput<'_>) -> Result<Value, Error> {
         input;
     let sc = config.linux.as_ref().and_then(|l| l.security_context.as_ref());
     let privileged = sc.is_some_and(|s| s.privileged);
-    if config.tty {
-        return Err(Error::InvalidArgument("tty containers are not supported yet for Linux containers".into()));
-    }
 
     let args = argv(config, image);
     if args.is_empty() {
@@ -148,8 +145,10 @@ pub(crate) fn build(input: SpecInput<'_>) -> Result<Value, Error> {
         linux["sysctl"] = json!(sysctls);
     }
 
+    // With a terminal, libcontainer makes the pty and sends its master to the shim, as runc does
+    // for containerd (the shim logs its output as stdout).
     let process = json!({
-        "terminal": false,
+        "terminal": config.tty,
         "user": {"uid": user.uid, "gid": user.gid, "additionalGids": user.additional_gids},
         "args": args,
         "env": env_list,
