@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod bench;
+pub mod cgroup_root;
 pub mod daemon;
 pub mod image;
 pub mod node;

@@ -41,6 +41,10 @@ pub struct LinuxCreateArgs {
 
 /// Creates the container and reports `ok <pid>` / `error <message>` on stdout.
 pub fn linux_create(args: LinuxCreateArgs) -> ExitCode {
+    if let Err(e) = super::cgroup_root::enter_configured() {
+        println!("error {e}");
+        return ExitCode::from(1);
+    }
     let code = wasmlet_shim::linux::create::create_main(&args.id, &args.state_root, &args.bundle, args.console_socket.as_deref());
     ExitCode::from(u8::try_from(code).unwrap_or(1))
 }
@@ -57,6 +61,10 @@ pub struct LinuxExecArgs {
 
 /// Starts the process and reports `ok <pid>` / `error <message>` on stdout.
 pub fn linux_exec(args: LinuxExecArgs) -> ExitCode {
+    if let Err(e) = super::cgroup_root::enter_configured() {
+        println!("error {e}");
+        return ExitCode::from(1);
+    }
     let code = wasmlet_shim::linux::exec::exec_main(&args.id, &args.state_root, &args.spec, args.console_socket.as_deref());
     ExitCode::from(u8::try_from(code).unwrap_or(1))
 }

@@ -12,6 +12,7 @@
 
 mod harness;
 
+mod cgroup_v2;
 mod cgroups;
 mod concurrency;
 mod errors;

@@ -56,6 +56,8 @@ pub struct Daemon {
     pub logs: PathBuf,
     test: String,
     child: Option<Child>,
+    /// Extra environment of the daemon process (kept for restarts).
+    env: Vec<(String, String)>,
     /// The configs of the pods started with `run_pod`, by sandbox id.
     pods: Mutex<HashMap<String, cri::PodSandboxConfig>>,
 }
@@ -64,6 +66,11 @@ impl Daemon {
     /// Makes the directories, imports `guests` with `wasmlet image import`, starts the daemon and
     /// connects to it. `test` names the pods (and shows up in failure messages).
     pub async fn start(test: &str, guests: &[Guest]) -> Daemon {
+        Daemon::start_with_env(test, guests, &[]).await
+    }
+
+    /// [`Daemon::start`] with extra environment for the daemon (e.g. `WASMLET_CGROUP_ROOT`).
+    pub async fn start_with_env(test: &str, guests: &[Guest], env: &[(&str, &str)]) -> Daemon {
         require_root();
         kubepods::enter();
         let dir = tempfile::Builder::new().prefix("wlt-").tempdir_in("/tmp").expect("creating the test directory").keep();
@@ -84,6 +91,7 @@ impl Daemon {
             dir,
             test: test.to_string(),
             child: None,
+            env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             pods: Mutex::new(HashMap::new()),
         };
         daemon.spawn().await;
@@ -108,6 +116,7 @@ impl Daemon {
             .arg("/usr/lib/cni")
             .env("WASMLET_LOG", "info")
             .env_remove("WASMLET_CONFIG")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -440,7 +449,7 @@ mod kubepods {
 
     /// (live daemons, whether kubepods existed before this test run)
     static STATE: Mutex<Option<(usize, bool)>> = Mutex::new(None);
-    const HIERARCHIES: &[&str] = &["cpu", "cpuacct", "cpuset", "memory", "pids", "hugetlb", "blkio", "devices", "freezer", ""];
+    const HIERARCHIES: &[&str] = &["cpu", "cpuacct", "cpuset", "memory", "pids", "hugetlb", "blkio", "devices", "freezer", "unified", ""];
 
     fn kubepods(hierarchy: &str) -> std::path::PathBuf {
         Path::new("/sys/fs/cgroup").join(hierarchy).join("kubepods")

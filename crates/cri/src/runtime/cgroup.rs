@@ -18,6 +18,10 @@ use crate::Error;
 /// The top of the QoS hierarchy (cgroupfs driver).
 const KUBEPODS: &str = "kubepods";
 
+/// The leaf a pod's shim sits in on cgroup v2 (see [`Cgroups::shim_cgroup`]). Container ids are
+/// 64 hex digits, so it cannot collide with a container's cgroup.
+pub(crate) const SHIM_CGROUP: &str = "wasmlet-shim";
+
 /// How long removal waits for the tasks of a cgroup to exit.
 const REMOVE_PATIENCE: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -63,17 +67,33 @@ impl Cgroups {
         }
     }
 
-    /// Creates a container's cgroup: a plain one on v1, a threaded one on v2.
-    pub fn create_container(&self, path: &CgroupPath) -> Result<(), wasmlet_cgroups::Error> {
-        match self.manager.version() {
-            CgroupVersion::V1 => self.manager.create(path),
-            CgroupVersion::V2 => self.manager.create_threaded(path),
+    /// Where a pod's shim process lives. v1: the pod cgroup itself. v2: its own leaf,
+    /// `<pod>/wasmlet-shim`, because a v2 cgroup with processes cannot give domain controllers to
+    /// children (the no-internal-process rule), and a Linux container's cgroup is a domain child
+    /// of the pod: so the pod cgroup holds no process, the shim sits beside the Linux
+    /// containers, and its Wasm threads sit in a threaded subtree below it.
+    pub fn shim_cgroup(&self, pod: &PodCgroup) -> Result<CgroupPath, wasmlet_cgroups::Error> {
+        match (self.manager.version(), pod.driver) {
+            (CgroupVersion::V1, _) => Ok(pod.path.clone()),
+            (CgroupVersion::V2, CgroupDriver::Cgroupfs) => pod.path.join(SHIM_CGROUP),
+            (CgroupVersion::V2, CgroupDriver::Systemd) => pod.path.join(&format!("{SHIM_CGROUP}.scope")),
         }
     }
 
-    /// Creates a Linux container's cgroup: a plain (domain) one on v1 and v2, for whole processes.
-    pub fn create_process_container(&self, path: &CgroupPath) -> Result<(), wasmlet_cgroups::Error> {
-        self.manager.create(path)
+    /// Creates the cgroup of container `id` of the pod whose cgroup is `pod` and returns its path.
+    /// A Wasm container is a thread of the shim: v1 `<pod>/<id>` (a thread may sit in its own
+    /// cgroup), v2 a threaded cgroup under the shim's, `<pod>/wasmlet-shim/<id>`. A Linux
+    /// container is a whole process tree: `<pod>/<id>`, a domain cgroup on v2.
+    pub fn create_container(&self, pod: &PodCgroup, id: &str, wasm: bool) -> Result<CgroupPath, wasmlet_cgroups::Error> {
+        let leaf = pod.container(id)?;
+        if !(wasm && self.is_v2()) {
+            self.manager.create(&leaf)?;
+            return Ok(leaf);
+        }
+        let name = leaf.components().last().unwrap_or(id).to_owned();
+        let path = self.shim_cgroup(pod)?.join(&name)?;
+        self.manager.create_threaded(&path)?;
+        Ok(path)
     }
 
     /// The file counting OOM kills in a cgroup: v1 `memory.oom_control`, v2 `memory.events`.

@@ -67,11 +67,8 @@ impl Runtime {
         if let Some(cgroups) = &self.cgroups
             && !sandbox.cgroup_parent.is_empty()
         {
-            let path = wasmlet_cgroups::PodCgroup::parse_parent(&sandbox.cgroup_parent)?.container(&id)?;
-            match &artifact {
-                Artifact::Compiled(_) => cgroups.create_container(&path)?,
-                Artifact::Layers(_) => cgroups.create_process_container(&path)?,
-            }
+            let pod = wasmlet_cgroups::PodCgroup::parse_parent(&sandbox.cgroup_parent)?;
+            let path = cgroups.create_container(&pod, &id, matches!(artifact, Artifact::Compiled(_)))?;
             let guard = CgroupGuard::new(cgroups, Some(path.clone()));
             if let Some(r) = &resources {
                 cgroups.manager.apply(&path, r)?;

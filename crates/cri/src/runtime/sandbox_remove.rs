@@ -56,8 +56,16 @@ impl Runtime {
             }
         }
         cgroups.forget(&format!("pod:{}", sandbox.id));
-        if sandbox.cgroup_owned && !sandbox.cgroup_parent.is_empty() {
-            let pod = wasmlet_cgroups::PodCgroup::parse_parent(&sandbox.cgroup_parent)?;
+        if sandbox.cgroup_parent.is_empty() {
+            return Ok(());
+        }
+        let pod = wasmlet_cgroups::PodCgroup::parse_parent(&sandbox.cgroup_parent)?;
+        let shim_cgroup = cgroups.shim_cgroup(&pod)?;
+        if !sandbox.cgroup_owned && shim_cgroup != pod.path {
+            // kubelet's pod cgroup stays; the shim's leaf in it (v2) is ours.
+            cgroups.remove_when_empty(&shim_cgroup).await?;
+        }
+        if sandbox.cgroup_owned {
             cgroups.remove_when_empty(&pod.path).await?;
             tracing::debug!(sandbox.id = %sandbox.id, cgroup.path = %pod.path, cgroup.remove_us = start.elapsed().as_micros() as u64, "pod cgroup removed");
         }

@@ -53,7 +53,13 @@ impl Runtime {
             let kubelet_parent = config.linux.as_ref().is_some_and(|l| !l.cgroup_parent.is_empty());
             cgroup_owned = !kubelet_parent || !cgroups.exists(&pod.path);
             cgroups.manager.create(&pod.path)?;
-            let guard = CgroupGuard::new(cgroups, cgroup_owned.then(|| pod.path.clone()));
+            let shim_cgroup = cgroups.shim_cgroup(pod)?;
+            // Rolled back on failure: the pod cgroup if it is ours, else the shim's leaf (v2).
+            let made = if cgroup_owned { Some(pod.path.clone()) } else { (shim_cgroup != pod.path).then(|| shim_cgroup.clone()) };
+            let guard = CgroupGuard::new(cgroups, made);
+            if shim_cgroup != pod.path {
+                cgroups.manager.create(&shim_cgroup)?;
+            }
             if let Some(r) = &pod_resources {
                 cgroups.manager.apply(&pod.path, r)?;
             }
@@ -75,7 +81,7 @@ impl Runtime {
         };
         let attach_start = std::time::Instant::now();
         if let (Some(cgroups), Some(pod)) = (&self.cgroups, &pod_cgroup)
-            && let Err(e) = cgroups.manager.add_task(&pod.path, wasmlet_cgroups::Task::Process(shim_pid))
+            && let Err(e) = cgroups.shim_cgroup(pod).and_then(|path| cgroups.manager.add_task(&path, wasmlet_cgroups::Task::Process(shim_pid)))
         {
             let _ = self.shim(&id).shutdown().await;
             if let Some(pin) = &netns {
