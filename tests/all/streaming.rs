@@ -550,6 +550,129 @@ struct ExecResult {
     status: serde_json::Value,
 }
 
+async fn attach_url(d: &Daemon, id: &str, stdin: bool, tty: bool, stderr: bool) -> String {
+    let req = cri::AttachRequest { container_id: id.into(), stdin, tty, stdout: true, stderr };
+    d.rt().attach(req).await.expect("Attach").into_inner().url
+}
+
+/// Reads WebSocket channels 1 and 2 until `needle` shows up on `channel`; returns what came on it.
+fn ws_read_until(sock: &mut TcpStream, channel: u8, needle: &str) -> String {
+    let mut out = String::new();
+    while !out.contains(needle) {
+        match ws_read(sock) {
+            Some((2, msg)) if msg.first() == Some(&channel) => out += &String::from_utf8_lossy(&msg[1..]),
+            Some((8, _)) | None => panic!("the session ended before {needle:?} on channel {channel}; got {out:?}"),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Reads a WebSocket session to its end: (stdout, stderr, the status on the error channel).
+fn ws_read_to_end(sock: &mut TcpStream) -> (String, String, serde_json::Value) {
+    let (mut out, mut err, mut status) = (String::new(), String::new(), serde_json::Value::Null);
+    while let Some((op, msg)) = ws_read(sock) {
+        match (op, msg.first()) {
+            (8, _) => break,
+            (2, Some(1)) => out += &String::from_utf8_lossy(&msg[1..]),
+            (2, Some(2)) => err += &String::from_utf8_lossy(&msg[1..]),
+            (2, Some(3)) if msg.len() > 1 => status = serde_json::from_slice(&msg[1..]).expect("a Status JSON"),
+            _ => {}
+        }
+    }
+    (out, err, status)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attach_to_a_wasm_container_feeds_its_stdin_and_fans_out_its_output() {
+    let d = Daemon::start("wasm-attach", &[UPCASE_P1]).await;
+    let pod = d.run_pod("upcase").await;
+    let mut config = container_config("up", UPCASE_P1.image, &["> "], &[], vec![]);
+    (config.stdin, config.stdin_once) = (true, true);
+    let c = d.create_config(&pod, config).await;
+    d.start_container(&c).await;
+
+    let (mut first, head) = http_upgrade(&attach_url(&d, &c, true, false, true).await, &ws_headers("v5.channel.k8s.io"));
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    // Round trips: a line typed into the guest's stdin, its upper-cased echo back.
+    let mut rtts = Vec::new();
+    for i in 0..20 {
+        let started = Instant::now();
+        ws_write(&mut first, format!("\x00line {i}\n").as_bytes());
+        ws_read_until(&mut first, 1, &format!("> LINE {i}\n"));
+        rtts.push(started.elapsed());
+    }
+    rtts.sort();
+    eprintln!("Wasm attach: stdin line to stdout echo round trip, median {:?}, max {:?} (20 lines)", rtts[10], rtts[19]);
+
+    // A second client attached meanwhile (output only) gets what comes from now on, both streams.
+    let (mut second, head) = http_upgrade(&attach_url(&d, &c, false, false, true).await, &ws_headers("v5.channel.k8s.io"));
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    std::thread::sleep(Duration::from_millis(200));
+    ws_write(&mut first, b"\x00both of you\n!to stderr\n");
+    ws_read_until(&mut second, 1, "> BOTH OF YOU\n");
+    ws_read_until(&mut second, 2, "> TO STDERR\n");
+    ws_read_until(&mut first, 2, "> TO STDERR\n");
+
+    // stdin_once: the first client closes its stdin (v5's close signal), the guest reads EOF,
+    // exits 0, and both sessions end with its exit.
+    ws_write(&mut first, &[255, 0]);
+    let (_, err, status) = ws_read_to_end(&mut first);
+    assert!(err.contains("upcase: eof after 22 lines"), "{err}");
+    assert_eq!(status["status"], "Success", "{status}");
+    let (_, _, status) = ws_read_to_end(&mut second);
+    assert_eq!(status["status"], "Success", "{status}");
+    let exited = d.wait_exited(&c, Duration::from_secs(10)).await;
+    assert_eq!(exited.exit_code, 0);
+    let log = std::fs::read_to_string(d.log_of(&pod, "up")).unwrap();
+    for (stream, text) in [("stderr", "upcase ready"), ("stdout", "> LINE 0"), ("stdout", "> BOTH OF YOU"), ("stderr", "> TO STDERR")] {
+        assert!(log.lines().any(|l| l.contains(&format!(" {stream} F {text}"))), "{text} as {stream} in the log:\n{log}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attach_with_a_terminal_to_a_wasm_container_over_spdy_merges_its_streams() {
+    let d = Daemon::start("wasm-attach-tty", &[UPCASE_P1]).await;
+    let pod = d.run_pod("upcase-tty").await;
+    // `kubectl run -it`: a terminal, stdin, stdin_once. A WASI guest has no terminal: the client's
+    // one stream carries stdout and stderr, resizes are ignored, and (as containerd does for any
+    // container with a terminal) stdin stays open when the client leaves.
+    let mut config = container_config("up", UPCASE_P1.image, &[], &[], vec![]);
+    (config.stdin, config.stdin_once, config.tty) = (true, true, true);
+    let c = d.create_config(&pod, config).await;
+    d.start_container(&c).await;
+    for round in ["one", "two"] {
+        let mut s = spdy_connect(&attach_url(&d, &c, true, true, false).await, "v4.channel.k8s.io");
+        s.syn(1, &[("streamtype", "error")], false);
+        s.syn(3, &[("streamtype", "stdout")], false);
+        s.syn(5, &[("streamtype", "stdin")], false);
+        s.syn(7, &[("streamtype", "resize")], false);
+        s.data(7, br#"{"Width":100,"Height":30}"#, false);
+        std::thread::sleep(Duration::from_millis(200));
+        s.data(5, format!("{round}\n!{round} on stderr\n").as_bytes(), false);
+        let mut out = String::new();
+        let want = format!("{}\n{} ON STDERR\n", round.to_uppercase(), round.to_uppercase());
+        while !out.contains(&want) {
+            match s.read_frame().expect("the session ended before the echo") {
+                SpdyFrame::Data { id: 3, data, .. } => out += &String::from_utf8_lossy(&data),
+                SpdyFrame::Control { kind: 3, .. } => panic!("a stream was reset"),
+                _ => {}
+            }
+        }
+        // The client ends its stdin: with a terminal the container's stays open and the client
+        // is detached (containerd's rule); the session ends with a success.
+        s.data(5, b"", true);
+        let status = s.collect_until_fin(1);
+        assert!(status.is_empty() || status.contains("Success"), "{status}");
+        drop(s);
+        std::thread::sleep(Duration::from_millis(200));
+        assert_eq!(d.status(&c).await.state, cri::ContainerState::ContainerRunning as i32, "round {round}");
+    }
+    let log = std::fs::read_to_string(d.log_of(&pod, "up")).unwrap();
+    assert!(log.contains(" stdout F ONE") && log.contains(" stderr F TWO ON STDERR"), "the log keeps the guest's streams apart:\n{log}");
+    d.rt().stop_container(cri::StopContainerRequest { container_id: c.clone(), timeout: 0 }).await.unwrap();
+}
+
 /// Sends the HTTP upgrade request for `url` with `headers`; returns the socket and the response head.
 pub(crate) fn http_upgrade(url: &str, headers: &[(&str, String)]) -> (TcpStream, String) {
     let rest = url.strip_prefix("http://").expect("an http URL");

@@ -20,10 +20,12 @@ pub(crate) struct ContainerStdin {
 }
 
 impl ContainerStdin {
-    /// A new pipe; the container's end is [`take_reader`](Self::take_reader).
-    pub fn pipe(once: bool) -> std::io::Result<ContainerStdin> {
+    /// A new pipe; the container's end is [`take_reader`](Self::take_reader). `terminal`: the
+    /// container was created with `tty` (a Wasm guest, which has no real one), so `once` does not
+    /// close it.
+    pub fn pipe(once: bool, terminal: bool) -> std::io::Result<ContainerStdin> {
         let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(std::io::Error::from)?;
-        Ok(ContainerStdin { writer: Mutex::new(Some(File::from(w))), reader: Mutex::new(Some(r)), once, terminal: false })
+        Ok(ContainerStdin { writer: Mutex::new(Some(File::from(w))), reader: Mutex::new(Some(r)), once, terminal })
     }
 
     /// The write end of a pipe whose read end the container already has.
@@ -64,7 +66,7 @@ mod tests {
 
     #[test]
     fn stdin_once_closes_the_pipe_after_the_first_attach() {
-        let stdin = ContainerStdin::pipe(true).unwrap();
+        let stdin = ContainerStdin::pipe(true, false).unwrap();
         let mut reader = File::from(stdin.take_reader().unwrap());
         assert!(stdin.take_reader().is_none(), "the container's end is taken once");
         let mut w = stdin.writer().unwrap();
@@ -79,9 +81,11 @@ mod tests {
 
     #[test]
     fn without_stdin_once_or_with_a_terminal_stdin_stays_open() {
-        let stdin = ContainerStdin::pipe(false).unwrap();
-        assert!(!stdin.attach_ended());
-        assert!(stdin.writer().is_some());
+        for (once, terminal) in [(false, false), (true, true)] {
+            let stdin = ContainerStdin::pipe(once, terminal).unwrap();
+            assert!(!stdin.attach_ended());
+            assert!(stdin.writer().is_some());
+        }
         let (_r, w) = nix::unistd::pipe().unwrap();
         let tty = ContainerStdin::terminal(w);
         assert!(!tty.attach_ended());

@@ -131,7 +131,7 @@ impl Supervisor {
         };
         let stdin = match spec.stdin {
             true => Some(Arc::new(
-                crate::container_stdin::ContainerStdin::pipe(spec.stdin_once).map_err(|e| RemoteError::Internal(format!("stdin pipe: {e}")))?,
+                crate::container_stdin::ContainerStdin::pipe(spec.stdin_once, spec.tty).map_err(|e| RemoteError::Internal(format!("stdin pipe: {e}")))?,
             )),
             false => None,
         };

@@ -24,12 +24,13 @@ pub const READER_P1: Guest = Guest { wasm: wasmlet_wasm_apps::READER_P1, image: 
 pub const HTTP_SERVER_P2: Guest = Guest { wasm: wasmlet_wasm_apps::HTTP_SERVER_P2, image: "localhost/http-server-p2:latest" };
 pub const HTTP_HANDLER_P2: Guest = Guest { wasm: wasmlet_wasm_apps::HTTP_HANDLER_P2, image: "localhost/http-handler-p2:latest" };
 pub const MEM_GROWER_P1: Guest = Guest { wasm: wasmlet_wasm_apps::MEM_GROWER_P1, image: "localhost/mem-grower-p1:latest" };
+pub const UPCASE_P1: Guest = Guest { wasm: wasmlet_wasm_apps::UPCASE_P1, image: "localhost/upcase-p1:latest" };
 
 /// Not seeded: the images test imports it while its daemon runs, as an image the daemon never saw.
 pub const CPU_BURNER_P1: Guest = Guest { wasm: wasmlet_wasm_apps::CPU_BURNER_P1, image: "localhost/late-import:v1" };
 
 /// Every guest a test may ask for: compiled once per test run into a seed store (see [`seed`]).
-const SEEDED: &[Guest] = &[HELLO_P1, HELLO_P2, LOGGER_P1, EXIT_CODE_P1, EXIT_CODE_P2, READER_P1, MEM_GROWER_P1, HTTP_SERVER_P2, HTTP_HANDLER_P2];
+const SEEDED: &[Guest] = &[HELLO_P1, HELLO_P2, LOGGER_P1, EXIT_CODE_P1, EXIT_CODE_P2, READER_P1, MEM_GROWER_P1, HTTP_SERVER_P2, HTTP_HANDLER_P2, UPCASE_P1];
 
 /// `wasmlet image import WASM --name IMAGE --root ROOT`, which must succeed.
 pub fn import(wasm: &str, image: &str, root: &Path) {
