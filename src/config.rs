@@ -7,6 +7,7 @@
 //! cni_conf_dir = "/etc/cni/net.d"
 //! cni_bin_dirs = ["/opt/cni/bin", "/usr/lib/cni"]
 //! stream_address = "127.0.0.1:0"          # exec/attach/port-forward URLs (port 0: any free)
+//! stream_idle_timeout = "4h"               # a silent exec/attach/port-forward session is closed ("0": never)
 //! default_runtime_handler = "wasmlet"      # the handler of pods with no RuntimeClass
 //!
 //! [runtime_handlers]    # RuntimeClass handlers (replace the built-in set when given)
@@ -44,6 +45,8 @@ pub struct FileConfig {
     pub cni_bin_dirs: Option<Vec<PathBuf>>,
     /// Where the streaming server (exec, attach, port-forward) listens.
     pub stream_address: Option<std::net::SocketAddr>,
+    /// How long a streaming session may go without traffic (`4h`, `30m`, `90s`, `0` for never).
+    pub stream_idle_timeout: Option<String>,
     /// The handler of pods whose RuntimeClass names none.
     pub default_runtime_handler: Option<String>,
     /// Handler name → `wasm`, `linux` or `auto`.
@@ -75,6 +78,8 @@ pub struct Paths {
     pub registries: wasmlet_image::RegistryOptions,
     /// The config file's `stream_address`, if it has one.
     pub stream_address: Option<std::net::SocketAddr>,
+    /// The config file's `stream_idle_timeout`, if it has one (`Some(None)`: never).
+    pub stream_idle_timeout: Option<Option<std::time::Duration>>,
     pub handlers: wasmlet_cri::handlers::Handlers,
 }
 
@@ -120,6 +125,12 @@ impl PathFlags {
                 .or(file.cni_bin_dirs)
                 .unwrap_or_else(|| DEFAULT_CNI_BIN_DIRS.iter().map(PathBuf::from).collect()),
             stream_address: file.stream_address,
+            stream_idle_timeout: file
+                .stream_idle_timeout
+                .as_deref()
+                .map(parse_idle_timeout)
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("stream_idle_timeout: {e}"))?,
             handlers: handlers(file.runtime_handlers.as_ref(), file.default_runtime_handler.as_deref())?,
             registries: {
                 let mut r = wasmlet_image::RegistryOptions::default();
@@ -178,6 +189,33 @@ fn handlers(
     Ok(handlers)
 }
 
+/// A Go-style duration as containerd's `stream_idle_timeout` takes it (`4h`, `1h30m`, `90s`,
+/// `500ms`); `0` means no timeout.
+pub fn parse_idle_timeout(text: &str) -> Result<Option<std::time::Duration>, String> {
+    let text = text.trim();
+    if text == "0" {
+        return Ok(None);
+    }
+    let mut total = std::time::Duration::ZERO;
+    let mut rest = text;
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        let value: u64 = rest[..digits].parse().map_err(|_| format!("{text:?} is not a duration like 4h, 30m, 90s or 500ms"))?;
+        rest = &rest[digits..];
+        let unit = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let one = match &rest[..unit] {
+            "h" => std::time::Duration::from_secs(3600),
+            "m" => std::time::Duration::from_secs(60),
+            "s" => std::time::Duration::from_secs(1),
+            "ms" => std::time::Duration::from_millis(1),
+            _ => return Err(format!("{text:?} is not a duration like 4h, 30m, 90s or 500ms")),
+        };
+        rest = &rest[unit..];
+        total += one * u32::try_from(value).map_err(|_| format!("{text:?} is too long"))?;
+    }
+    Ok(Some(total).filter(|d| !d.is_zero()))
+}
+
 fn load(path: &Path) -> anyhow::Result<FileConfig> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading config {}", path.display()))?;
     toml::from_str(&text).with_context(|| format!("parsing config {}", path.display()))
@@ -209,6 +247,17 @@ mod tests {
         assert_eq!(r.insecure, ["r:5000"]);
         assert_eq!(r.timeout, std::time::Duration::from_secs(7));
         assert_eq!(r.mirrors["docker.io"], ["http://127.0.0.1:5000"]);
+    }
+
+    #[test]
+    fn idle_timeouts_as_containerd_writes_them() {
+        let secs = |s| std::time::Duration::from_secs(s);
+        assert_eq!(parse_idle_timeout("4h"), Ok(Some(secs(4 * 3600))));
+        assert_eq!(parse_idle_timeout("1h30m"), Ok(Some(secs(5400))));
+        assert_eq!(parse_idle_timeout("2s"), Ok(Some(secs(2))));
+        assert_eq!(parse_idle_timeout("500ms"), Ok(Some(std::time::Duration::from_millis(500))));
+        assert_eq!(parse_idle_timeout("0"), Ok(None));
+        assert!(parse_idle_timeout("4 hours").is_err() && parse_idle_timeout("h").is_err() && parse_idle_timeout("").is_ok());
     }
 
     #[test]

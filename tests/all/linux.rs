@@ -426,6 +426,36 @@ async fn interactive_exec_with_a_terminal_over_websocket() {
     assert!(out.contains("\n1000") || out.contains("\r\n1000"), "the exec runs as the container's user:\n{out}");
     assert_eq!(status["reason"], "NonZeroExitCode", "{status}");
     assert_eq!(status["details"]["causes"][0]["message"], "3", "{status}");
+
+    // A client that disappears mid-session: its shell is killed, and the shim keeps no terminal
+    // or descriptor of it.
+    let shim_fds = || d.shim_pids().iter().map(|p| std::fs::read_dir(format!("/proc/{p}/fd")).unwrap().count()).sum::<usize>();
+    let baseline = shim_fds();
+    let req = cri::ExecRequest { container_id: id.clone(), cmd: vec!["sh".into()], tty: true, stdin: true, stdout: true, stderr: false };
+    let url = d.rt().exec(req).await.expect("Exec").into_inner().url;
+    let (mut sock, head) = http_upgrade(&url, &ws_headers("v5.channel.k8s.io"));
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    ws_write(&mut sock, b"\x00echo marker-$((6*7)); exec sleep 3333\n");
+    ws_read_until(&mut sock, "marker-42");
+    drop(sock);
+    let ps = || {
+        let mut rt = d.rt();
+        let id = id.clone();
+        async move {
+            let req = cri::ExecSyncRequest { container_id: id, cmd: vec!["ps".into(), "-o".into(), "args".into()], timeout: 10 };
+            String::from_utf8_lossy(&rt.exec_sync(req).await.unwrap().into_inner().stdout).into_owned()
+        }
+    };
+    eventually(Duration::from_secs(10), "the abandoned exec to be killed", || async {
+        let out = ps().await;
+        if out.contains("sleep 3333") { Err(out) } else { Ok(()) }
+    })
+    .await;
+    eventually(Duration::from_secs(10), "the shim to close the exec's descriptors", || async {
+        let now = shim_fds();
+        if now <= baseline { Ok(()) } else { Err(format!("{now} fds, {baseline} before")) }
+    })
+    .await;
     d.rt().remove_pod_sandbox(cri::RemovePodSandboxRequest { pod_sandbox_id: sandbox }).await.unwrap();
 }
 

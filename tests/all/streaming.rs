@@ -673,6 +673,73 @@ async fn attach_with_a_terminal_to_a_wasm_container_over_spdy_merges_its_streams
     d.rt().stop_container(cri::StopContainerRequest { container_id: c.clone(), timeout: 0 }).await.unwrap();
 }
 
+/// Open fds of the daemon's shims.
+fn shim_fds(d: &Daemon) -> usize {
+    d.shim_pids().iter().map(|p| std::fs::read_dir(format!("/proc/{p}/fd")).map(|r| r.count()).unwrap_or(0)).sum()
+}
+
+fn fd_targets(d: &Daemon) -> String {
+    let mut out = Vec::new();
+    for p in d.shim_pids() {
+        for e in std::fs::read_dir(format!("/proc/{p}/fd")).into_iter().flatten().flatten() {
+            out.push(std::fs::read_link(e.path()).map(|t| t.display().to_string()).unwrap_or_default());
+        }
+    }
+    out.sort();
+    out.join(", ")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_sessions_are_closed_at_the_idle_timeout_and_torn_down() {
+    let d = Daemon::start_with_env("stream-idle", &[LOGGER_P1, UPCASE_P1], &[("WASMLET_STREAM_IDLE_TIMEOUT", "2s")]).await;
+    let tools = tools_dir(&d);
+    let (_pod, c) = running_logger(&d, "idle", &tools).await;
+    let ends_in = |sock: &mut TcpStream| {
+        let started = Instant::now();
+        let _ = ws_read_to_end(sock);
+        started.elapsed()
+    };
+
+    // A quiet exec (one tick a minute after the first): closed after 2 s, and killed.
+    let url = exec_url(&d, &c, &["logger", "60000"]).await;
+    let (mut sock, head) = http_upgrade(&url, &ws_headers("v5.channel.k8s.io"));
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    ws_read_until(&mut sock, 1, "tick 1");
+    let took = ends_in(&mut sock);
+    assert!(took >= Duration::from_millis(1500) && took < Duration::from_secs(10), "the idle exec session ended after {took:?}");
+    let shims = d.dir.join("s").join("shims");
+    eventually(EXEC_TIMEOUT, "the shim to log the exec killed at the idle timeout", || async {
+        let logs = shim_logs(&shims);
+        if logs.contains("exec ended") && logs.contains("Killed") { Ok(()) } else { Err("not yet".to_string()) }
+    })
+    .await;
+
+    // An attach that types every 0.5 s lives past the timeout; once silent, it is closed and
+    // detached, and the container runs on.
+    let pod = d.run_pod("idle-attach").await;
+    let mut config = container_config("up", UPCASE_P1.image, &[], &[], vec![]);
+    config.stdin = true;
+    let up = d.create_config(&pod, config).await;
+    d.start_container(&up).await;
+    let baseline = shim_fds(&d);
+    let (mut sock, head) = http_upgrade(&attach_url(&d, &up, true, false, true).await, &ws_headers("v5.channel.k8s.io"));
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    for i in 0..8 {
+        ws_write(&mut sock, format!("\x00keep {i}\n").as_bytes());
+        ws_read_until(&mut sock, 1, &format!("KEEP {i}\n"));
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let took = ends_in(&mut sock);
+    assert!(took >= Duration::from_millis(1000) && took < Duration::from_secs(10), "the idle attach ended after {took:?}");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(d.status(&up).await.state, cri::ContainerState::ContainerRunning as i32);
+    eventually(Duration::from_secs(10), "the shim to close the attach's descriptors", || async {
+        let now = shim_fds(&d);
+        if now <= baseline { Ok(()) } else { Err(format!("{now} fds, {baseline} before: {}", fd_targets(&d))) }
+    })
+    .await;
+}
+
 /// Sends the HTTP upgrade request for `url` with `headers`; returns the socket and the response head.
 pub(crate) fn http_upgrade(url: &str, headers: &[(&str, String)]) -> (TcpStream, String) {
     let rest = url.strip_prefix("http://").expect("an http URL");

@@ -24,13 +24,21 @@ use crate::{Error, Runtime};
 /// How long connecting to a pod's port may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Starts the streaming server on `addr` for `runtime`; its URLs name the address it bound.
-pub async fn start(runtime: &Arc<Runtime>, addr: SocketAddr) -> Result<SocketAddr, Error> {
+pub use wasmlet_streaming::DEFAULT_IDLE_TIMEOUT;
+
+/// Starts the streaming server on `addr` for `runtime`; its URLs name the address it bound. A
+/// session silent for `idle_timeout` is closed (`None`: never).
+pub async fn start(
+    runtime: &Arc<Runtime>,
+    addr: SocketAddr,
+    idle_timeout: Option<Duration>,
+) -> Result<SocketAddr, Error> {
     let backend = Arc::new(Backend {
         runtime: Arc::downgrade(runtime),
     });
     let config = wasmlet_streaming::Config {
         addr,
+        idle_timeout,
         ..Default::default()
     };
     let server = wasmlet_streaming::Server::start(config, backend).await?;

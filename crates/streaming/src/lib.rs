@@ -10,10 +10,11 @@
 //! No crate serves these protocols, so the framing is here, small and tested: [`spdy`] (frames,
 //! zlib header blocks with the SPDY dictionary, the session), [`ws`] (RFC 6455 frames, the
 //! channel multiplexing), [`remotecommand`] and [`portforward`] (the sessions), [`server`] (HTTP,
-//! tokens, upgrades).
+//! tokens, upgrades), [`idle`] (the idle timeout that ends a silent session).
 
 mod backend;
 mod error;
+mod idle;
 mod portforward;
 mod remotecommand;
 mod server;
@@ -28,6 +29,7 @@ pub use backend::{
     TerminalSize,
 };
 pub use error::{Error, FrameError, WsError};
+pub use idle::DEFAULT_IDLE_TIMEOUT;
 pub use server::{Config, Server};
 
 /// The SPDY/3 header-compression dictionary, for a client of this server to prime its zlib

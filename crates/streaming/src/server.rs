@@ -18,6 +18,7 @@ use tokio::task::JoinHandle;
 
 use crate::backend::{AttachRequest, Backend, ExecRequest, PortForwardRequest};
 use crate::error::Error;
+use crate::idle::IdleIo;
 use crate::remotecommand::{self, Command};
 use crate::tokens::{Pending, Tokens};
 use crate::{portforward, ws};
@@ -34,6 +35,9 @@ pub struct Config {
     pub token_ttl: Duration,
     /// How long a SPDY client may take to open its streams (kubelet: 30 seconds).
     pub stream_creation_timeout: Duration,
+    /// A session with no traffic either way for this long is closed and what it started torn
+    /// down (containerd's `stream_idle_timeout`, 4 hours); `None`: never.
+    pub idle_timeout: Option<Duration>,
 }
 
 impl Default for Config {
@@ -42,6 +46,7 @@ impl Default for Config {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             token_ttl: Duration::from_secs(60),
             stream_creation_timeout: Duration::from_secs(30),
+            idle_timeout: Some(crate::idle::DEFAULT_IDLE_TIMEOUT),
         }
     }
 }
@@ -313,9 +318,10 @@ fn upgrade_spdy(
     let upgrade = hyper::upgrade::on(&mut req);
     let backend = Arc::clone(&state.backend);
     let timeout = state.config.stream_creation_timeout;
+    let idle = state.config.idle_timeout;
     tokio::spawn(async move {
         let io = match upgrade.await {
-            Ok(up) => TokioIo::new(up),
+            Ok(up) => IdleIo::new(TokioIo::new(up), idle),
             Err(e) => return tracing::debug!(error = %e, "SPDY upgrade failed"),
         };
         match target {
@@ -408,9 +414,10 @@ fn upgrade_websocket(
     };
     let upgrade = hyper::upgrade::on(&mut req);
     let backend = Arc::clone(&state.backend);
+    let idle = state.config.idle_timeout;
     tokio::spawn(async move {
         let io = match upgrade.await {
-            Ok(up) => TokioIo::new(up),
+            Ok(up) => IdleIo::new(TokioIo::new(up), idle),
             Err(e) => return tracing::debug!(error = %e, "WebSocket upgrade failed"),
         };
         match target {
