@@ -27,4 +27,5 @@ mod node;
 mod registry;
 mod resources;
 mod restart;
+mod shim_connections;
 mod streaming;

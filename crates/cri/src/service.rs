@@ -22,6 +22,8 @@ pub struct Runtime {
     /// The cgroup hierarchy, detected once; `None` when there is none to use (the daemon then
     /// runs pods without cgroups and says so at start-up).
     pub(crate) cgroups: Option<crate::runtime::Cgroups>,
+    /// One client per pod's shim, so its idle connections are reused across RPCs.
+    shims: Mutex<std::collections::HashMap<String, ShimClient>>,
 }
 
 impl Runtime {
@@ -65,13 +67,20 @@ impl Runtime {
             names,
             pod_cidr: Mutex::new(String::new()),
             cgroups,
+            shims: Mutex::new(std::collections::HashMap::new()),
         });
         runtime.recover().await;
         Ok(runtime)
     }
 
     pub(crate) fn shim(&self, sandbox_id: &str) -> ShimClient {
-        ShimClient::new(&self.opts.shim_dir(sandbox_id))
+        let mut shims = self.shims.lock().unwrap_or_else(|e| e.into_inner());
+        shims.entry(sandbox_id.to_owned()).or_insert_with(|| ShimClient::new(&self.opts.shim_dir(sandbox_id))).clone()
+    }
+
+    /// Drops the client (and its idle connections) of a pod whose shim is gone.
+    pub(crate) fn forget_shim(&self, sandbox_id: &str) {
+        self.shims.lock().unwrap_or_else(|e| e.into_inner()).remove(sandbox_id);
     }
 
     /// Runs blocking image-store work off the async threads.

@@ -1,5 +1,6 @@
 //! The shim process: binds its socket, detaches from the daemon (double fork, new session) so it
-//! survives the daemon, then serves the protocol, one thread per connection.
+//! survives the daemon, then serves the protocol, one thread per connection (a connection carries
+//! requests one after another; the daemon keeps a couple open).
 
 use std::io::Write;
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -84,31 +85,41 @@ pub(crate) fn serve_with(executor: Executor, opts: ShimOptions, listener: UnixLi
     Ok(())
 }
 
+/// Serves one connection: plain requests one after another until the client closes it; a
+/// subscription or an exec takes the connection over.
 fn handle(conn: UnixStream, supervisor: &Arc<Supervisor>, opts: &ShimOptions) -> std::io::Result<()> {
-    // An exec's stdio descriptors come with its request line.
-    let (line, fds) = crate::fd_passing::read_request(&conn)?;
-    let request: Request = match serde_json::from_str(&line) {
-        Ok(r) => r,
-        Err(e) => return reply(&conn, &Response::Error(crate::protocol::RemoteError::InvalidArgument(format!("bad request: {e}")))),
-    };
-    match request {
-        Request::Subscribe => {
-            reply(&conn, &Response::Ok)?;
-            supervisor.subscribe(conn);
-            Ok(())
+    loop {
+        // An exec's stdio descriptors come with its request line.
+        let (line, fds) = crate::fd_passing::read_request(&conn)?;
+        if line.is_empty() && fds.is_empty() {
+            return Ok(()); // closed by the client
         }
-        Request::Shutdown => {
-            supervisor.stop_all();
-            let _ = std::fs::remove_file(socket_path(&opts.dir));
-            reply(&conn, &Response::Ok)?;
-            tracing::info!(sandbox.id = %opts.sandbox_id, "shim exiting");
-            std::process::exit(0);
-        }
-        Request::Exec { id, exec_id, spec } => crate::exec::serve(conn, supervisor.exec_target(&id), id, exec_id, spec, fds),
-        Request::ExecResize { exec_id, size } => reply(&conn, &crate::exec::resize(&exec_id, size)),
-        other => {
-            let response = supervisor.handle(other).unwrap_or_else(Response::Error);
-            reply(&conn, &response)
+        let request: Request = match serde_json::from_str(&line) {
+            Ok(r) => r,
+            Err(e) => {
+                reply(&conn, &Response::Error(crate::protocol::RemoteError::InvalidArgument(format!("bad request: {e}"))))?;
+                continue;
+            }
+        };
+        match request {
+            Request::Subscribe => {
+                reply(&conn, &Response::Ok)?;
+                supervisor.subscribe(conn);
+                return Ok(());
+            }
+            Request::Shutdown => {
+                supervisor.stop_all();
+                let _ = std::fs::remove_file(socket_path(&opts.dir));
+                reply(&conn, &Response::Ok)?;
+                tracing::info!(sandbox.id = %opts.sandbox_id, "shim exiting");
+                std::process::exit(0);
+            }
+            Request::Exec { id, exec_id, spec } => return crate::exec::serve(conn, supervisor.exec_target(&id), id, exec_id, spec, fds),
+            Request::ExecResize { exec_id, size } => reply(&conn, &crate::exec::resize(&exec_id, size))?,
+            other => {
+                let response = supervisor.handle(other).unwrap_or_else(Response::Error);
+                reply(&conn, &response)?;
+            }
         }
     }
 }

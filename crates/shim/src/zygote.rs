@@ -121,10 +121,9 @@ fn zygote_main(conn: UnixStream) -> ! {
     let _ = std::env::set_current_dir("/");
     crate::proc_title::set("wasmlet zygote");
     let executor = Executor::new();
-    let mut reader = BufReader::new(match conn.try_clone() {
-        Ok(c) => c,
-        Err(_) => std::process::exit(1),
-    });
+    // Reads through a borrow, not a clone: a cloned descriptor would be inherited by every shim
+    // (the child closes only `conn`'s).
+    let mut reader = BufReader::new(&conn);
     let mut line = String::new();
     loop {
         line.clear();

@@ -37,6 +37,7 @@ impl Runtime {
             Err(e) => return Err(Error::Io { op: "removing", path: dir, source: e }),
         }
         self.sandboxes.remove(&sandbox.id)?;
+        self.forget_shim(&sandbox.id);
         self.names.release(&sandbox.name);
         tracing::info!(sandbox.id = %sandbox.id, "pod sandbox removed");
         Ok(RemovePodSandboxResponse {})

@@ -84,6 +84,7 @@ impl Runtime {
             && let Err(e) = cgroups.shim_cgroup(pod).and_then(|path| cgroups.manager.add_task(&path, wasmlet_cgroups::Task::Process(shim_pid)))
         {
             let _ = self.shim(&id).shutdown().await;
+            self.forget_shim(&id);
             if let Some(pin) = &netns {
                 let _ = wasmlet_shim::netns::remove(pin);
             }
@@ -97,6 +98,7 @@ impl Runtime {
                 Err(e) => {
                     // The plugins already run were undone by the CNI layer; now the rest.
                     let _ = self.shim(&id).shutdown().await;
+                    self.forget_shim(&id);
                     let _ = wasmlet_shim::netns::remove(pin);
                     let _ = std::fs::remove_dir_all(&shim_dir);
                     return Err(e);
@@ -129,6 +131,7 @@ impl Runtime {
             let _ = self.detach_network(&record).await;
             let _ = self.remove_netns(&record);
             let _ = self.shim(&id).shutdown().await;
+            self.forget_shim(&id);
             let _ = std::fs::remove_dir_all(&shim_dir);
             return Err(e);
         }

@@ -25,6 +25,7 @@ impl Runtime {
             Ok(()) | Err(wasmlet_shim::Error::Unreachable { .. }) => {}
             Err(e) => return Err(e.into()),
         }
+        self.forget_shim(sandbox_id);
         self.settle_lost_containers(sandbox_id, "the pod sandbox was stopped");
         // CNI DEL (idempotent: skipped once it has succeeded; a failure fails the stop so that
         // kubelet retries it).
