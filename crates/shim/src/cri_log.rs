@@ -312,7 +312,7 @@ mod tests {
         let (mut tty_r, tty_w) = std::io::pipe().unwrap();
         log.write(LogStream::Stdout, b"before\n");
         let plain = log.attach(Some(out_w.into()), Some(err_w.into()), false).unwrap();
-        let terminal = log.attach(Some(tty_w.into()), None, true).unwrap();
+        log.attach(Some(tty_w.into()), None, true).unwrap();
         log.write(LogStream::Stdout, b"out\n");
         log.write(LogStream::Stderr, b"err\n");
         log.detach(plain);
