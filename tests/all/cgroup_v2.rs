@@ -36,6 +36,20 @@ fn v2_root() -> PathBuf {
     PathBuf::from(root)
 }
 
+/// `text` without its ANSI colour sequences (`ESC [ ... m`).
+fn without_ansi(text: &str) -> String {
+    let mut out = String::new();
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            chars.by_ref().find(|&c| c == 'm');
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
 }
@@ -57,7 +71,8 @@ fn sleepers_cgroups() -> Vec<String> {
 async fn daemon_on_v2(test: &str, root: &Path) -> (Daemon, String, RealRegistry) {
     let registry = RealRegistry::start(None);
     let image = push_busybox(&registry.addr);
-    let d = Daemon::start_with_env(test, &[LOGGER_P1], &[("WASMLET_CGROUP_ROOT", root.to_str().unwrap())]).await;
+    let env = [("WASMLET_CGROUP_ROOT", root.to_str().unwrap()), ("WASMLET_LOG", "info,wasmlet_cri::runtime::sandbox_run=debug")];
+    let d = Daemon::start_with_env(test, &[LOGGER_P1], &env).await;
     let req = cri::PullImageRequest { image: Some(cri::ImageSpec { image: image.clone(), ..Default::default() }), ..Default::default() };
     if let Err(e) = d.img().pull_image(req).await {
         panic!("PullImage {image}: {e:?}\ndaemon log:\n{}", d.daemon_log());
@@ -113,6 +128,10 @@ async fn a_mixed_pod_keeps_every_process_out_of_the_pod_cgroup() {
     let in_leaf = pids_in(&shim_dir);
     assert!(shims.iter().any(|p| in_leaf.contains(p)), "a shim of this test {shims:?} in {}: {in_leaf:?}", shim_dir.display());
     assert_eq!(read(&shim_dir.join("cgroup.type")).trim(), "domain threaded");
+    // Born there (clone3 with CLONE_INTO_CGROUP from the zygote), not moved in afterwards.
+    let log = d.daemon_log();
+    let ready = log.lines().find(|l| l.contains("pod cgroup ready")).unwrap_or_else(|| panic!("no \"pod cgroup ready\" line:\n{log}"));
+    assert!(without_ansi(ready).contains("born_in=true"), "{ready}");
     let wasm_dir = shim_dir.join(&wasm);
     assert_eq!(read(&wasm_dir.join("cgroup.type")).trim(), "threaded");
     let threads = read(&wasm_dir.join("cgroup.threads"));

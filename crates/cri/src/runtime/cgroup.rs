@@ -80,6 +80,12 @@ impl Cgroups {
         }
     }
 
+    /// The directory of a cgroup on v2 (where a process can be born with `CLONE_INTO_CGROUP`);
+    /// `None` on v1, where a process is in one cgroup per hierarchy.
+    pub fn v2_dir(&self, path: &CgroupPath) -> Option<PathBuf> {
+        self.is_v2().then(|| path.under(&self.layout.root))
+    }
+
     /// Creates the cgroup of container `id` of the pod whose cgroup is `pod` and returns its path.
     /// A Wasm container is a thread of the shim: v1 `<pod>/<id>` (a thread may sit in its own
     /// cgroup), v2 a threaded cgroup under the shim's, `<pod>/wasmlet-shim/<id>`. A Linux

@@ -67,10 +67,19 @@ impl Runtime {
             cgroup_parent = cgroup::parent_value(&config, pod);
         }
         let cgroup_time = cgroup_start.elapsed();
+        // On v2 the shim is born in its cgroup; on v1 (or if that fails) it is moved there below.
+        let shim_cgroup = match (&self.cgroups, &pod_cgroup) {
+            (Some(cgroups), Some(pod)) => Some(cgroups.shim_cgroup(pod)?),
+            _ => None,
+        };
+        let born_in = match (&self.cgroups, &shim_cgroup) {
+            (Some(cgroups), Some(path)) => cgroups.v2_dir(path),
+            _ => None,
+        };
         // A pod without hostNetwork gets its own network namespace, made and pinned by its shim.
         let netns = (!sandbox_network::host_network(&config)).then(|| self.opts.netns_pin(&id));
-        let shim_pid = match self.spawn_shim(&id, &shim_dir, netns.as_deref()).await {
-            Ok(pid) => pid,
+        let (shim_pid, placed) = match self.spawn_shim(&id, &shim_dir, netns.as_deref(), born_in.as_deref()).await {
+            Ok(spawned) => spawned,
             Err(e) => {
                 let _ = std::fs::remove_dir_all(&shim_dir);
                 if let Some(pin) = &netns {
@@ -80,8 +89,8 @@ impl Runtime {
             }
         };
         let attach_start = std::time::Instant::now();
-        if let (Some(cgroups), Some(pod)) = (&self.cgroups, &pod_cgroup)
-            && let Err(e) = cgroups.shim_cgroup(pod).and_then(|path| cgroups.manager.add_task(&path, wasmlet_cgroups::Task::Process(shim_pid)))
+        if let (Some(cgroups), Some(path), false) = (&self.cgroups, &shim_cgroup, placed)
+            && let Err(e) = cgroups.manager.add_task(path, wasmlet_cgroups::Task::Process(shim_pid))
         {
             let _ = self.shim(&id).shutdown().await;
             self.forget_shim(&id);
@@ -111,6 +120,7 @@ impl Runtime {
             cgroup.parent = %cgroup_parent,
             cgroup.setup_us = cgroup_time.as_micros() as u64,
             cgroup.attach_us = attach_time.as_micros() as u64,
+            cgroup.born_in = placed,
             "pod cgroup ready"
         );
         let record = SandboxRecord {
@@ -146,17 +156,25 @@ impl Runtime {
         Ok(RunPodSandboxResponse { pod_sandbox_id: id })
     }
 
-    /// Forks the shim from the zygote, or execs it when there is no zygote or it failed.
-    async fn spawn_shim(&self, id: &str, shim_dir: &std::path::Path, netns: Option<&std::path::Path>) -> Result<u32, wasmlet_shim::Error> {
+    /// Forks the shim from the zygote (born in the cgroup v2 directory `cgroup` if given), or
+    /// execs it when there is no zygote or it failed. Returns its pid and whether it was born in
+    /// `cgroup`.
+    async fn spawn_shim(
+        &self,
+        id: &str,
+        shim_dir: &std::path::Path,
+        netns: Option<&std::path::Path>,
+        cgroup: Option<&std::path::Path>,
+    ) -> Result<(u32, bool), wasmlet_shim::Error> {
         if let Some(zygote) = &self.opts.zygote {
-            match zygote.spawn_in(id, shim_dir, netns).await {
-                Ok(pid) => return Ok(pid),
+            match zygote.spawn_in(id, shim_dir, netns, cgroup).await {
+                Ok(spawned) => return Ok((spawned.pid, spawned.placed)),
                 Err(e) => tracing::warn!(error = %e, "zygote could not fork the shim; starting it by exec"),
             }
             if let Some(pin) = netns {
                 let _ = wasmlet_shim::netns::remove(pin);
             }
         }
-        wasmlet_shim::spawn::spawn_shim_in(&self.opts.shim_exe, id, shim_dir, netns, &self.opts.shim_log_filter).await
+        wasmlet_shim::spawn::spawn_shim_in(&self.opts.shim_exe, id, shim_dir, netns, &self.opts.shim_log_filter).await.map(|pid| (pid, false))
     }
 }
