@@ -429,7 +429,7 @@ async fn interactive_exec_with_a_terminal_over_websocket() {
 
     // A client that disappears mid-session: its shell is killed, and the shim keeps no terminal
     // or descriptor of it.
-    let shim_fds = || d.shim_pids().iter().map(|p| std::fs::read_dir(format!("/proc/{p}/fd")).unwrap().count()).sum::<usize>();
+    let shim_fds = || crate::streaming::shim_fds(&d);
     let baseline = shim_fds();
     let req = cri::ExecRequest { container_id: id.clone(), cmd: vec!["sh".into()], tty: true, stdin: true, stdout: true, stderr: false };
     let url = d.rt().exec(req).await.expect("Exec").into_inner().url;
