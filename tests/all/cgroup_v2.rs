@@ -92,7 +92,14 @@ fn pod_in_kubepods(d: &Daemon, name: &str) -> (cri::PodSandboxConfig, String) {
 
 /// Starts a long-running Wasm logger and a busybox `sleep` in `sandbox`; returns their ids.
 async fn start_mixed(d: &Daemon, sandbox: &str, pod: &cri::PodSandboxConfig, image: &str) -> (String, String) {
-    let wasm = create_with(&d.cri, sandbox, pod, container_config("logger", LOGGER_P1.image, &["100"], &[], vec![])).await;
+    // A memory limit, as kubelet sends for any container with one: the thread cgroup has no
+    // memory files on v2 (the shim's limiter caps the guest), and that must not fail the create.
+    let mut logger = container_config("logger", LOGGER_P1.image, &["100"], &[], vec![]);
+    logger.linux = Some(cri::LinuxContainerConfig {
+        resources: Some(cri::LinuxContainerResources { memory_limit_in_bytes: 64 << 20, ..Default::default() }),
+        ..Default::default()
+    });
+    let wasm = create_with(&d.cri, sandbox, pod, logger).await;
     d.start_container(&wasm).await;
     let linux = create_with(&d.cri, sandbox, pod, container_config("sleeper", image, &["sh", "-c", "echo up; exec sleep 600"], &[], vec![])).await;
     d.start_container(&linux).await;
@@ -163,6 +170,11 @@ async fn a_mixed_pod_keeps_every_process_out_of_the_pod_cgroup() {
     let stats = d.rt().list_container_stats(cri::ListContainerStatsRequest::default()).await.unwrap().into_inner().stats;
     let ids: Vec<&str> = stats.iter().filter_map(|s| s.attributes.as_ref()).map(|a| a.id.as_str()).collect();
     assert!(ids.contains(&wasm.as_str()) && ids.contains(&linux.as_str()), "{ids:?}");
+    let wasm_stats = stats.iter().find(|s| s.attributes.as_ref().is_some_and(|a| a.id == wasm)).unwrap();
+    let cpu = wasm_stats.cpu.as_ref().and_then(|c| c.usage_core_nano_seconds.as_ref()).map(|v| v.value);
+    assert!(cpu.is_some_and(|ns| ns > 0), "the Wasm container's CPU time, from its thread cgroup's cpu.stat: {wasm_stats:?}");
+    let memory = wasm_stats.memory.as_ref().and_then(|m| m.available_bytes.as_ref()).map(|v| v.value);
+    assert!(memory.is_some_and(|b| b <= 64 << 20), "the 64Mi cap, from the shim: {wasm_stats:?}");
     d.rt().list_pod_sandbox_stats(cri::ListPodSandboxStatsRequest::default()).await.unwrap();
 
     remove_pod(&d, &sandbox).await;

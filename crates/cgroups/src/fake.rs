@@ -192,6 +192,10 @@ impl CgroupManager for FakeManager {
         Ok(s.stats)
     }
 
+    fn cpu_usage_ns(&self, path: &CgroupPath) -> Result<u64> {
+        self.stats(path).map(|s| s.cpu_usage_ns)
+    }
+
     fn remove(&self, path: &CgroupPath) -> Result<()> {
         let mut s = self.begin(Op::Remove, Call::Remove(path.clone()))?;
         let inside =

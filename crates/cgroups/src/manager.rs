@@ -51,9 +51,11 @@ pub trait CgroupManager: Send + Sync + fmt::Debug {
     /// the managed controllers (those available) in each ancestor's `cgroup.subtree_control`.
     fn create(&self, path: &CgroupPath) -> Result<()>;
 
-    /// Creates a cgroup for single threads. v1: same as [`create`](Self::create). v2: a threaded
-    /// cgroup (`cgroup.type` = `threaded`); its parent becomes the threaded domain and may only have
-    /// threaded controllers (cpu, cpuset, pids) in its `cgroup.subtree_control`.
+    /// Creates a cgroup for single threads. v1: in the hierarchies whose controllers act per
+    /// thread (cpu, cpuacct, cpuset, pids; not memory or hugetlb, which charge the process). v2:
+    /// a threaded cgroup (`cgroup.type` = `threaded`); its parent becomes the threaded domain and
+    /// may only have threaded controllers (cpu, cpuset, pids) in its `cgroup.subtree_control`.
+    /// Limits for it: [`Resources::for_threads`].
     fn create_threaded(&self, path: &CgroupPath) -> Result<()>;
 
     /// Validates and writes the limits.
@@ -64,6 +66,10 @@ pub trait CgroupManager: Send + Sync + fmt::Debug {
 
     /// Reads CPU and memory usage. Needs cpuacct and memory on v1, memory on v2.
     fn stats(&self, path: &CgroupPath) -> Result<Stats>;
+
+    /// Total CPU time of the cgroup's tasks, ns: v1 `cpuacct.usage`, v2 `cpu.stat` `usage_usec`
+    /// (a core file, there without the cpu controller). Works for thread cgroups too.
+    fn cpu_usage_ns(&self, path: &CgroupPath) -> Result<u64>;
 
     /// Removes the cgroup and its descendants, deepest first, in every hierarchy; retries `EBUSY`
     /// briefly; a missing cgroup is success. Tasks must have left or exited.

@@ -74,6 +74,27 @@ pub struct Limits {
 }
 
 impl Resources {
+    /// The part of these limits that applies to a cgroup of threads (a Wasm container is a
+    /// thread of its pod's shim): CPU and cpuset, and v2 `cpu.*`/`cpuset.*`/`pids.*` files.
+    /// Memory and hugetlb are charged per process, to the cgroup the whole shim is in; a
+    /// container's memory cap is enforced inside the shim instead.
+    pub fn for_threads(&self) -> Resources {
+        Resources {
+            cpu_period: self.cpu_period,
+            cpu_quota: self.cpu_quota,
+            cpu_shares: self.cpu_shares,
+            cpuset_cpus: self.cpuset_cpus.clone(),
+            cpuset_mems: self.cpuset_mems.clone(),
+            unified: self
+                .unified
+                .iter()
+                .filter(|(k, _)| ["cpu.", "cpuset.", "pids."].iter().any(|p| k.starts_with(p)))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            ..Resources::default()
+        }
+    }
+
     /// Checks every field; the error names the field and the value.
     pub fn validate(&self) -> Result<Limits> {
         let mut l = Limits::default();

@@ -250,3 +250,34 @@ fn cpuset_hugetlb_unified() {
         "{err}"
     );
 }
+
+#[test]
+fn for_threads_keeps_cpu_and_drops_what_is_charged_per_process() {
+    let r = Resources {
+        cpu_period: 100_000,
+        cpu_quota: 50_000,
+        cpu_shares: 512,
+        memory_limit_in_bytes: 64 << 20,
+        memory_swap_limit_in_bytes: 128 << 20,
+        cpuset_cpus: "0".into(),
+        cpuset_mems: "0".into(),
+        hugepage_limits: vec![HugepageLimit { page_size: "2MB".into(), limit: 1 << 21 }],
+        unified: [
+            ("cpu.idle".to_owned(), "1".to_owned()),
+            ("memory.high".to_owned(), "50".to_owned()),
+            ("pids.max".to_owned(), "10".to_owned()),
+        ]
+        .into(),
+    };
+    let t = r.for_threads();
+    assert_eq!((t.cpu_period, t.cpu_quota, t.cpu_shares), (100_000, 50_000, 512));
+    assert_eq!((t.cpuset_cpus.as_str(), t.cpuset_mems.as_str()), ("0", "0"));
+    assert_eq!((t.memory_limit_in_bytes, t.memory_swap_limit_in_bytes), (0, 0));
+    assert!(t.hugepage_limits.is_empty());
+    assert_eq!(t.unified.keys().collect::<Vec<_>>(), ["cpu.idle", "pids.max"]);
+    // Nothing memory-related is written for it (v2; v1 refuses unified entries as ever).
+    let written = files(&t, LINEAR);
+    assert!(written.iter().all(|(f, _)| !f.starts_with("memory.") && !f.starts_with("hugetlb.")), "{written:?}");
+    let v1 = Resources { unified: Default::default(), ..t };
+    assert!(files(&v1, Dialect::V1).iter().all(|(f, _)| !f.starts_with("memory.") && !f.starts_with("hugetlb.")));
+}

@@ -62,6 +62,20 @@ impl V1Manager {
         roots
     }
 
+    /// The hierarchies whose controllers act per thread (cpu, cpuacct, cpuset, pids): where a
+    /// cgroup for threads is made and a thread is moved.
+    fn thread_roots(&self) -> Vec<&Path> {
+        let mut roots: Vec<&Path> = self
+            .mounts
+            .iter()
+            .filter(|(c, _)| c.is_threaded() || **c == Controller::Cpuacct)
+            .map(|(_, p)| p.as_path())
+            .collect();
+        roots.sort();
+        roots.dedup();
+        roots
+    }
+
     fn mount(&self, controller: Controller) -> Result<&Path> {
         self.mounts
             .get(&controller)
@@ -155,7 +169,19 @@ impl CgroupManager for V1Manager {
     }
 
     fn create_threaded(&self, path: &CgroupPath) -> Result<()> {
-        self.create(path)
+        if path.is_root() {
+            return Ok(());
+        }
+        let cpuset_root = self.mounts.get(&Controller::Cpuset);
+        for root in self.thread_roots() {
+            if cpuset_root.map(PathBuf::as_path) == Some(root) {
+                self.ensure_cpuset(root, &path.under(root))?;
+            } else {
+                fs::mkdir_all(&path.under(root))?;
+            }
+        }
+        tracing::debug!(cgroup.path = %path, "created v1 cgroup for threads");
+        Ok(())
     }
 
     fn apply(&self, path: &CgroupPath, resources: &Resources) -> Result<()> {
@@ -184,11 +210,11 @@ impl CgroupManager for V1Manager {
     }
 
     fn add_task(&self, path: &CgroupPath, task: Task) -> Result<()> {
-        let (file, id) = match task {
-            Task::Process(pid) => ("cgroup.procs", pid),
-            Task::Thread(tid) => ("tasks", tid),
+        let (file, id, roots) = match task {
+            Task::Process(pid) => ("cgroup.procs", pid, self.roots()),
+            Task::Thread(tid) => ("tasks", tid, self.thread_roots()),
         };
-        for root in self.roots() {
+        for root in roots {
             let dir = path.under(root);
             let f = dir.join(file);
             fs::write(&f, &id.to_string()).map_err(|e| match e.kind() {
@@ -222,6 +248,14 @@ impl CgroupManager for V1Manager {
             rss_bytes: fs::keyed(&stat_path, &stat, "total_rss")?,
             oom_kill_count: fs::keyed(&oom_path, &fs::read(&oom_path)?, "oom_kill")?,
         })
+    }
+
+    fn cpu_usage_ns(&self, path: &CgroupPath) -> Result<u64> {
+        let dir = self.dir(Controller::Cpuacct, path)?;
+        if !dir.is_dir() {
+            return Err(Error::NotFound { path: dir });
+        }
+        fs::read_u64(&dir.join("cpuacct.usage"))
     }
 
     fn remove(&self, path: &CgroupPath) -> Result<()> {

@@ -221,6 +221,11 @@ impl CgroupManager for V2Manager {
         })
     }
 
+    fn cpu_usage_ns(&self, path: &CgroupPath) -> Result<u64> {
+        let file = self.file(path, "cpu.stat")?;
+        Ok(fs::keyed(&file, &fs::read(&file)?, "usage_usec")?.saturating_mul(1000))
+    }
+
     fn remove(&self, path: &CgroupPath) -> Result<()> {
         if path.is_root() {
             return Err(Error::invalid(

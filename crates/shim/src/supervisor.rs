@@ -353,8 +353,25 @@ impl Supervisor {
         Ok(target)
     }
 
-    pub fn subscribe(&self, stream: UnixStream) {
+    /// Adds a subscriber to exit events, first sending it the exits it may have missed (every
+    /// container already exited): a daemon that subscribes after a container ran, or re-subscribes
+    /// after a dropped connection, learns every exit. Under the containers lock, so an exit is
+    /// either in that replay or sent to the new subscriber (or both: the daemon's update is
+    /// idempotent).
+    pub fn subscribe(&self, mut stream: UnixStream) {
+        let containers = self.lock();
+        let mut replay = Vec::new();
+        for (id, c) in containers.iter() {
+            if let ContainerState::Exited(record) = &c.state {
+                replay.extend(serde_json::to_vec(&Event::Exited { id: id.clone(), exit: record.clone() }).unwrap_or_default());
+                replay.push(b'\n');
+            }
+        }
+        if !replay.is_empty() && stream.write_all(&replay).is_err() {
+            return;
+        }
         self.subscribers.lock().unwrap_or_else(|e| e.into_inner()).push(stream);
+        drop(containers);
     }
 
     /// Stops every running container (used before the shim exits) and deletes Linux containers'

@@ -134,6 +134,11 @@ fn one_thread_in_its_own_cgroup() {
     let guard = CgroupGuard::new(m.clone());
     let cg = guard.path("thread");
     m.create_threaded(&cg).unwrap();
+    // Only where controllers act per thread: memory charges the process, not a thread.
+    for h in ["cpu", "cpuacct", "cpuset", "pids"] {
+        assert!(v1_dir(h, &cg).is_dir(), "{h} has {cg}");
+    }
+    assert!(!v1_dir("memory", &cg).exists(), "no memory cgroup for threads");
     let (tid_tx, tid_rx) = std::sync::mpsc::channel();
     let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
     let t = std::thread::spawn(move || {

@@ -102,6 +102,18 @@ impl Cgroups {
         Ok(path)
     }
 
+    /// Applies a container's limits to its cgroup: all of them to a Linux container's, the
+    /// thread part ([`Resources::for_threads`]) to a Wasm container's thread cgroup (told apart
+    /// by the cgroup itself: v2 `cgroup.type` "threaded", v1 no memory cgroup), whose memory cap
+    /// the shim enforces instead.
+    pub fn apply_to_container(&self, path: &CgroupPath, resources: &Resources) -> Result<(), wasmlet_cgroups::Error> {
+        let threads = match self.manager.version() {
+            CgroupVersion::V2 => std::fs::read_to_string(path.under(&self.layout.root).join("cgroup.type")).is_ok_and(|t| t.trim() == "threaded"),
+            CgroupVersion::V1 => self.dir(Controller::Memory, path).is_some_and(|d| !d.is_dir()),
+        };
+        if threads { self.manager.apply(path, &resources.for_threads()) } else { self.manager.apply(path, resources) }
+    }
+
     /// The file counting OOM kills in a cgroup: v1 `memory.oom_control`, v2 `memory.events`.
     pub fn oom_events_file(&self, path: &CgroupPath) -> Option<PathBuf> {
         match self.manager.version() {

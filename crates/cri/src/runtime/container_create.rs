@@ -20,6 +20,7 @@ use crate::{Error, Runtime};
 
 impl Runtime {
     pub async fn create_container(&self, req: CreateContainerRequest) -> Result<CreateContainerResponse, Error> {
+        let begin = std::time::Instant::now();
         let sandbox = self.sandboxes.get(require(&req.pod_sandbox_id, "pod_sandbox_id")?)?;
         let config = req.config.ok_or_else(|| Error::InvalidArgument("config is required".into()))?;
         let md = config.metadata.as_ref().ok_or_else(|| Error::InvalidArgument("config.metadata is required".into()))?;
@@ -57,6 +58,7 @@ impl Runtime {
             )));
         }
 
+        let image_time = begin.elapsed();
         let id = new_id();
         let reservation = self.names.reserve(&name, &id)?;
         let log_path = log_path(&sandbox_config, &config);
@@ -71,13 +73,14 @@ impl Runtime {
             let path = cgroups.create_container(&pod, &id, matches!(artifact, Artifact::Compiled(_)))?;
             let guard = CgroupGuard::new(cgroups, Some(path.clone()));
             if let Some(r) = &resources {
-                cgroups.manager.apply(&path, r)?;
+                cgroups.apply_to_container(&path, r)?;
             }
             cgroup_path = path.as_str().to_owned();
             cgroup = Some((cgroups, path));
             cgroup_guard = Some(guard);
         }
-        tracing::debug!(container.id = %id, cgroup.setup_us = cgroup_start.elapsed().as_micros() as u64, "container cgroup ready");
+        let cgroup_time = cgroup_start.elapsed();
+        let shim_start = std::time::Instant::now();
         match artifact {
             Artifact::Compiled(artifact) => {
                 let mut spec = wasm_spec(&config, &sandbox_config, &image, artifact, log_path.clone())?;
@@ -138,6 +141,7 @@ impl Runtime {
             }
         }
 
+        let (shim_time, record_start) = (shim_start.elapsed(), std::time::Instant::now());
         let record = ContainerRecord {
             id: id.clone(),
             sandbox_id: sandbox.id.clone(),
@@ -165,6 +169,15 @@ impl Runtime {
         if let Some(guard) = cgroup_guard {
             guard.disarm();
         }
+        tracing::debug!(
+            container.id = %id,
+            image_us = image_time.as_micros() as u64,
+            cgroup_us = cgroup_time.as_micros() as u64,
+            shim_us = shim_time.as_micros() as u64,
+            record_us = record_start.elapsed().as_micros() as u64,
+            total_us = begin.elapsed().as_micros() as u64,
+            "CreateContainer timings"
+        );
         tracing::info!(sandbox.id = %sandbox.id, container.id = %id, "container created");
         Ok(CreateContainerResponse { container_id: id })
     }

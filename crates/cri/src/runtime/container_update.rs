@@ -26,7 +26,7 @@ impl Runtime {
         if let Some(cgroups) = &self.cgroups
             && !c.cgroup.is_empty()
         {
-            cgroups.manager.apply(&wasmlet_cgroups::CgroupPath::new(&c.cgroup)?, &resources)?;
+            cgroups.apply_to_container(&wasmlet_cgroups::CgroupPath::new(&c.cgroup)?, &resources)?;
         }
         if new.oom_score_adj != 0
             && let Ok(sandbox) = self.sandboxes.get(&c.sandbox_id)

@@ -21,6 +21,7 @@ pub(crate) fn sandbox_name(md: &PodSandboxMetadata) -> String {
 
 impl Runtime {
     pub async fn run_pod_sandbox(self: &Arc<Self>, req: RunPodSandboxRequest) -> Result<RunPodSandboxResponse, Error> {
+        let begin = std::time::Instant::now();
         let config = req.config.ok_or_else(|| Error::InvalidArgument("config is required".into()))?;
         let md = config.metadata.as_ref().ok_or_else(|| Error::InvalidArgument("config.metadata is required".into()))?;
         require(&md.name, "config.metadata.name")?;
@@ -78,6 +79,7 @@ impl Runtime {
         };
         // A pod without hostNetwork gets its own network namespace, made and pinned by its shim.
         let netns = (!sandbox_network::host_network(&config)).then(|| self.opts.netns_pin(&id));
+        let spawn_start = std::time::Instant::now();
         let (shim_pid, placed) = match self.spawn_shim(&id, &shim_dir, netns.as_deref(), born_in.as_deref()).await {
             Ok(spawned) => spawned,
             Err(e) => {
@@ -88,6 +90,7 @@ impl Runtime {
                 return Err(e.into());
             }
         };
+        let spawn_time = spawn_start.elapsed();
         let attach_start = std::time::Instant::now();
         if let (Some(cgroups), Some(path), false) = (&self.cgroups, &shim_cgroup, placed)
             && let Err(e) = cgroups.manager.add_task(path, wasmlet_cgroups::Task::Process(shim_pid))
@@ -137,6 +140,7 @@ impl Runtime {
             netns,
             cni,
         };
+        let record_start = std::time::Instant::now();
         if let Err(e) = self.sandboxes.insert(record.clone()) {
             let _ = self.detach_network(&record).await;
             let _ = self.remove_netns(&record);
@@ -149,9 +153,22 @@ impl Runtime {
         if let Some(guard) = cgroup_guard {
             guard.disarm();
         }
-        if !self.watch_shim(&id).await {
-            tracing::warn!(sandbox.id = %id, "shim stopped answering right after start");
-        }
+        // The exit subscription is made off the reply's path: the shim replays exits that
+        // happened before it (a container created and run before the subscription lands).
+        let runtime = Arc::clone(self);
+        let watched = id.clone();
+        tokio::spawn(async move {
+            if !runtime.watch_shim(&watched).await {
+                tracing::warn!(sandbox.id = %watched, "shim stopped answering right after start");
+            }
+        });
+        tracing::debug!(
+            sandbox.id = %id,
+            spawn_us = spawn_time.as_micros() as u64,
+            record_us = record_start.elapsed().as_micros() as u64,
+            total_us = begin.elapsed().as_micros() as u64,
+            "RunPodSandbox timings"
+        );
         tracing::info!(sandbox.id = %id, shim.pid = shim_pid, ips = ?record.ips, "pod sandbox ready");
         Ok(RunPodSandboxResponse { pod_sandbox_id: id })
     }

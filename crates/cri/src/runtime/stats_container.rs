@@ -80,8 +80,8 @@ impl Runtime {
             return None;
         }
         let path = wasmlet_cgroups::CgroupPath::new(&c.cgroup).ok()?;
-        let usage = match cgroups.manager.stats(&path) {
-            Ok(s) => s.cpu_usage_ns,
+        let usage = match cgroups.manager.cpu_usage_ns(&path) {
+            Ok(ns) => ns,
             Err(e) => {
                 tracing::debug!(container.id = %c.id, error = %e, "no cgroup stats");
                 return None;
