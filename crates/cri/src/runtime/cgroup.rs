@@ -86,20 +86,31 @@ impl Cgroups {
         self.is_v2().then(|| path.under(&self.layout.root))
     }
 
-    /// Creates the cgroup of container `id` of the pod whose cgroup is `pod` and returns its path.
-    /// A Wasm container is a thread of the shim: v1 `<pod>/<id>` (a thread may sit in its own
-    /// cgroup), v2 a threaded cgroup under the shim's, `<pod>/wasmlet-shim/<id>`. A Linux
-    /// container is a whole process tree: `<pod>/<id>`, a domain cgroup on v2.
-    pub fn create_container(&self, pod: &PodCgroup, id: &str, wasm: bool) -> Result<CgroupPath, wasmlet_cgroups::Error> {
+    /// Where container `id` of the pod whose cgroup is `pod` gets its cgroup. A Wasm container is
+    /// a thread of the shim: v1 `<pod>/<id>` (a thread may sit in its own cgroup), v2 a threaded
+    /// cgroup under the shim's, `<pod>/wasmlet-shim/<id>`. A Linux container is a whole process
+    /// tree: `<pod>/<id>`, a domain cgroup on v2.
+    pub fn container_path(&self, pod: &PodCgroup, id: &str, wasm: bool) -> Result<CgroupPath, wasmlet_cgroups::Error> {
         let leaf = pod.container(id)?;
         if !(wasm && self.is_v2()) {
-            self.manager.create(&leaf)?;
             return Ok(leaf);
         }
         let name = leaf.components().last().unwrap_or(id).to_owned();
-        let path = self.shim_cgroup(pod)?.join(&name)?;
-        self.manager.create_threaded(&path)?;
-        Ok(path)
+        self.shim_cgroup(pod)?.join(&name)
+    }
+
+    /// Makes the cgroup at [`container_path`](Self::container_path) and applies `resources`
+    /// ([`apply_to_container`](Self::apply_to_container)).
+    pub fn create_container(&self, path: &CgroupPath, wasm: bool, resources: Option<&Resources>) -> Result<(), wasmlet_cgroups::Error> {
+        if wasm {
+            self.manager.create_threaded(path)?;
+        } else {
+            self.manager.create(path)?;
+        }
+        match resources {
+            Some(r) => self.apply_to_container(path, r),
+            None => Ok(()),
+        }
     }
 
     /// Applies a container's limits to its cgroup: all of them to a Linux container's, the

@@ -65,26 +65,32 @@ impl Runtime {
         let mut cgroup_path = String::new();
         let mut cgroup_guard = None;
         let mut cgroup = None;
-        let cgroup_start = std::time::Instant::now();
+        let wasm = matches!(artifact, Artifact::Compiled(_));
         if let Some(cgroups) = &self.cgroups
             && !sandbox.cgroup_parent.is_empty()
         {
             let pod = wasmlet_cgroups::PodCgroup::parse_parent(&sandbox.cgroup_parent)?;
-            let path = cgroups.create_container(&pod, &id, matches!(artifact, Artifact::Compiled(_)))?;
-            let guard = CgroupGuard::new(cgroups, Some(path.clone()));
-            if let Some(r) = &resources {
-                cgroups.apply_to_container(&path, r)?;
-            }
+            let path = cgroups.container_path(&pod, &id, wasm)?;
+            // Armed before the cgroup exists: whatever part of it was made goes if we fail.
+            cgroup_guard = Some(CgroupGuard::new(cgroups, Some(path.clone())));
             cgroup_path = path.as_str().to_owned();
             cgroup = Some((cgroups, path));
-            cgroup_guard = Some(guard);
         }
-        let cgroup_time = cgroup_start.elapsed();
+        let make_cgroup = || -> Result<std::time::Duration, Error> {
+            let start = std::time::Instant::now();
+            if let Some((cgroups, path)) = &cgroup {
+                cgroups.create_container(path, wasm, resources.as_ref())?;
+            }
+            Ok(start.elapsed())
+        };
         let shim_start = std::time::Instant::now();
+        let cgroup_time;
         match artifact {
             Artifact::Compiled(artifact) => {
                 let mut spec = wasm_spec(&config, &sandbox_config, &image, artifact, log_path.clone())?;
                 if let Some((cgroups, path)) = &cgroup {
+                    // The thread joins it when the container starts: the cgroup is made while
+                    // the shim prepares the module.
                     spec.cgroup_tasks = cgroups.thread_files(path);
                 }
                 if let Some(adj) = linux_resources.map(|r| r.oom_score_adj).filter(|&a| a != 0) {
@@ -94,9 +100,21 @@ impl Runtime {
                     }
                 }
                 tracing::debug!(sandbox.id = %sandbox.id, container.id = %id, ?spec, "creating container");
-                self.shim(&sandbox.id).create(&id, spec).await?;
+                let shim = self.shim(&sandbox.id);
+                // join! polls the shim call first: its request is on the wire before the
+                // cgroup's mkdirs run on this thread.
+                let (created, made) = tokio::join!(shim.create(&id, spec), async { make_cgroup() });
+                match (created, made) {
+                    (Ok(()), Ok(t)) => cgroup_time = t,
+                    (Err(e), _) => return Err(e.into()),
+                    (Ok(()), Err(e)) => {
+                        let _ = shim.remove(&id).await;
+                        return Err(e);
+                    }
+                }
             }
             Artifact::Layers(layers) => {
+                cgroup_time = make_cgroup()?;
                 let (oom_events, cgroupns) = match &cgroup {
                     Some((cgroups, path)) => (cgroups.oom_events_file(path), cgroups.is_v2()),
                     None => (None, false),

@@ -45,33 +45,33 @@ impl Runtime {
         let name = sandbox_name(md);
         let reservation = self.names.reserve(&name, &id)?;
         let shim_dir = self.opts.shim_dir(&id);
-        let mut cgroup_guard = None;
-        let (mut cgroup_parent, mut cgroup_owned) = (String::new(), false);
-        let cgroup_start = std::time::Instant::now();
-        if let (Some(cgroups), Some(pod)) = (&self.cgroups, &pod_cgroup) {
+        // The pod cgroup (and on v2 the shim's leaf in it), made by `setup_cgroups`; on v1 while
+        // the zygote forks the shim, which is moved in afterwards; on v2 before, so that the shim
+        // is born in its leaf (CLONE_INTO_CGROUP).
+        let kubelet_parent = config.linux.as_ref().is_some_and(|l| !l.cgroup_parent.is_empty());
+        let shim_cgroup = match (&self.cgroups, &pod_cgroup) {
+            (Some(cgroups), Some(pod)) => Some(cgroups.shim_cgroup(pod)?),
+            _ => None,
+        };
+        let setup_cgroups = || -> Result<(Option<CgroupGuard<'_>>, String, bool, std::time::Duration), Error> {
+            let (Some(cgroups), Some(pod), Some(shim_cgroup)) = (&self.cgroups, &pod_cgroup, &shim_cgroup) else {
+                return Ok((None, String::new(), false, std::time::Duration::ZERO));
+            };
+            let start = std::time::Instant::now();
             // A pod cgroup kubelet made stays kubelet's: we only add to it. One we laid out
             // ourselves (no cgroup_parent) is ours even if a crash left it behind.
-            let kubelet_parent = config.linux.as_ref().is_some_and(|l| !l.cgroup_parent.is_empty());
-            cgroup_owned = !kubelet_parent || !cgroups.exists(&pod.path);
-            cgroups.manager.create(&pod.path)?;
-            let shim_cgroup = cgroups.shim_cgroup(pod)?;
+            let owned = !kubelet_parent || !cgroups.exists(&pod.path);
             // Rolled back on failure: the pod cgroup if it is ours, else the shim's leaf (v2).
-            let made = if cgroup_owned { Some(pod.path.clone()) } else { (shim_cgroup != pod.path).then(|| shim_cgroup.clone()) };
+            let made = if owned { Some(pod.path.clone()) } else { (*shim_cgroup != pod.path).then(|| shim_cgroup.clone()) };
             let guard = CgroupGuard::new(cgroups, made);
-            if shim_cgroup != pod.path {
-                cgroups.manager.create(&shim_cgroup)?;
+            cgroups.manager.create(&pod.path)?;
+            if *shim_cgroup != pod.path {
+                cgroups.manager.create(shim_cgroup)?;
             }
             if let Some(r) = &pod_resources {
                 cgroups.manager.apply(&pod.path, r)?;
             }
-            cgroup_guard = Some(guard);
-            cgroup_parent = cgroup::parent_value(&config, pod);
-        }
-        let cgroup_time = cgroup_start.elapsed();
-        // On v2 the shim is born in its cgroup; on v1 (or if that fails) it is moved there below.
-        let shim_cgroup = match (&self.cgroups, &pod_cgroup) {
-            (Some(cgroups), Some(pod)) => Some(cgroups.shim_cgroup(pod)?),
-            _ => None,
+            Ok((Some(guard), cgroup::parent_value(&config, pod), owned, start.elapsed()))
         };
         let born_in = match (&self.cgroups, &shim_cgroup) {
             (Some(cgroups), Some(path)) => cgroups.v2_dir(path),
@@ -80,7 +80,28 @@ impl Runtime {
         // A pod without hostNetwork gets its own network namespace, made and pinned by its shim.
         let netns = (!sandbox_network::host_network(&config)).then(|| self.opts.netns_pin(&id));
         let spawn_start = std::time::Instant::now();
-        let (shim_pid, placed) = match self.spawn_shim(&id, &shim_dir, netns.as_deref(), born_in.as_deref()).await {
+        let (spawned, made) = if born_in.is_some() {
+            let made = setup_cgroups()?;
+            (self.spawn_shim(&id, &shim_dir, netns.as_deref(), born_in.as_deref()).await, made)
+        } else {
+            // join! polls the spawn first: the zygote forks while the mkdirs run here.
+            match tokio::join!(self.spawn_shim(&id, &shim_dir, netns.as_deref(), None), async { setup_cgroups() }) {
+                (spawned, Ok(made)) => (spawned, made),
+                (spawned, Err(e)) => {
+                    if spawned.is_ok() {
+                        let _ = self.shim(&id).shutdown().await;
+                        self.forget_shim(&id);
+                    }
+                    let _ = std::fs::remove_dir_all(&shim_dir);
+                    if let Some(pin) = &netns {
+                        let _ = wasmlet_shim::netns::remove(pin);
+                    }
+                    return Err(e);
+                }
+            }
+        };
+        let (cgroup_guard, cgroup_parent, cgroup_owned, cgroup_time) = made;
+        let (shim_pid, placed) = match spawned {
             Ok(spawned) => spawned,
             Err(e) => {
                 let _ = std::fs::remove_dir_all(&shim_dir);
