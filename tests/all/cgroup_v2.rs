@@ -150,12 +150,15 @@ async fn a_mixed_pod_keeps_every_process_out_of_the_pod_cgroup() {
     // The Linux container: a domain cgroup of its own, beside the shim's, with the pod's domain controllers.
     let linux_dir = pod_dir.join(&linux);
     assert_eq!(read(&linux_dir.join("cgroup.type")).trim(), "domain");
-    let procs = eventually(Duration::from_secs(10), "the busybox process in its cgroup", || {
+    // `sh -c 'echo up; exec sleep 600'`: the process becomes sleep once sh has exec'd.
+    eventually(Duration::from_secs(10), "busybox's sleep in its cgroup", || {
         let p = pids_in(&linux_dir);
-        async move { if p.is_empty() { Err(format!("empty; sleep 600 processes are in: {:?}", sleepers_cgroups())) } else { Ok(p) } }
+        let cmdlines: Vec<String> = p.iter().map(|pid| std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap_or_default()).collect();
+        async move {
+            if cmdlines.iter().any(|c| c.starts_with("sleep")) { Ok(()) } else { Err(format!("{p:?} {cmdlines:?}; sleep 600 processes are in: {:?}", sleepers_cgroups())) }
+        }
     })
     .await;
-    assert!(read(Path::new(&format!("/proc/{}/cmdline", procs[0]))).starts_with("sleep"), "pid {} is the container's sleep", procs[0]);
     if available.split_whitespace().any(|c| c == "hugetlb") {
         assert!(std::fs::read_dir(&linux_dir).unwrap().flatten().any(|e| e.file_name().to_string_lossy().starts_with("hugetlb.")), "hugetlb files in the Linux container's cgroup");
     }

@@ -29,3 +29,4 @@ mod resources;
 mod restart;
 mod shim_connections;
 mod streaming;
+mod zygote;

@@ -147,89 +147,195 @@ fn zygote_main(conn: UnixStream) -> ! {
     // (the child closes only `conn`'s).
     let mut reader = BufReader::new(&conn);
     let mut line = String::new();
+    // One shim forked ahead once pods are being started without a cgroup to be born in (v1, or
+    // no cgroups): made right after answering, while the daemon finishes that pod.
+    let mut spare: Option<Spare> = None;
     loop {
         line.clear();
         match reader.read_line(&mut line) {
             Ok(0) | Err(_) => std::process::exit(0),
             Ok(_) => {}
         }
+        let mut wants_spare = false;
         let reply = match (serde_json::from_str::<SpawnRequest>(&line), &executor) {
             (Err(e), _) => SpawnReply::Failed { message: format!("bad spawn request: {e}") },
             (Ok(_), Err(e)) => SpawnReply::Failed { message: format!("the zygote has no engine: {e}") },
-            (Ok(req), Ok(executor)) => match fork_shim(req, executor, &conn) {
-                Ok(Spawned { pid, placed }) => SpawnReply::Spawned { pid, placed },
-                Err(e) => SpawnReply::Failed { message: e.to_string() },
-            },
+            (Ok(req), Ok(executor)) => {
+                wants_spare = req.cgroup.is_none();
+                match fork_shim(req, executor, &conn, &mut spare) {
+                    Ok(Spawned { pid, placed }) => SpawnReply::Spawned { pid, placed },
+                    Err(e) => SpawnReply::Failed { message: e.to_string() },
+                }
+            }
         };
         let mut out = serde_json::to_vec(&reply).unwrap_or_default();
         out.push(b'\n');
         if (&conn).write_all(&out).is_err() {
             std::process::exit(0);
         }
+        if wants_spare
+            && spare.is_none()
+            && let Ok(executor) = &executor
+        {
+            match Spare::fork(executor, &conn) {
+                Ok(s) => spare = Some(s),
+                Err(e) => tracing::debug!(error = %e, "forking a spare shim"),
+            }
+        }
     }
 }
 
-/// Binds the shim's socket here (so it is listening before the daemon hears back), then forks
-/// (into the requested cgroup when it can).
-fn fork_shim(req: SpawnRequest, executor: &Executor, conn: &UnixStream) -> Result<Spawned, Error> {
-    std::fs::create_dir_all(&req.dir).map_err(Error::io("creating shim directory", &req.dir))?;
-    let log_path = req.dir.join("shim.log");
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log_path)
-        .map_err(Error::io("opening shim log", &log_path))?;
-    let sock = socket_path(&req.dir);
-    let _ = std::fs::remove_file(&sock);
-    let listener = UnixListener::bind(&sock).map_err(Error::io("binding", &sock))?;
-    // The child reports its set-up (the network namespace) through this pipe: empty means ready.
+/// Starts a shim for `req`: hands it to the spare if there is one and no cgroup v2 directory
+/// was asked for (a spare was forked before the cgroup existed), else forks (into that cgroup
+/// when it can). Either way the shim's socket is listening before this returns.
+fn fork_shim(req: SpawnRequest, executor: &Executor, conn: &UnixStream, spare: &mut Option<Spare>) -> Result<Spawned, Error> {
+    if req.cgroup.is_none()
+        && let Some(s) = spare.take()
+    {
+        match s.assign(&req) {
+            Ok(pid) => return Ok(Spawned { pid, placed: false }),
+            Err(e) => tracing::warn!(error = %e, "the spare shim failed; forking one"),
+        }
+    }
     let (report_read, report_write) = std::io::pipe().map_err(Error::io("pipe", "zygote"))?;
     let (forked, placed) = fork_into(req.cgroup.as_deref());
     match forked {
         -1 => Err(Error::Spawn(format!("fork: {}", std::io::Error::last_os_error()))),
         0 => {
-            // SAFETY: syscalls on this process's own descriptors and signal dispositions.
+            // SAFETY: closing this process's copy of the zygote's socket.
             unsafe {
                 libc::close(conn.as_raw_fd());
-                libc::signal(libc::SIGCHLD, libc::SIG_DFL);
-                libc::setsid();
-                libc::dup2(log.as_raw_fd(), 2);
-                if let Ok(null) = std::fs::OpenOptions::new().read(true).write(true).open("/dev/null") {
-                    libc::dup2(null.as_raw_fd(), 0);
-                    libc::dup2(null.as_raw_fd(), 1);
-                }
             }
-            drop(log);
             drop(report_read);
-            if let Some(pin) = &req.netns
-                && let Err(e) = crate::netns::enter_new(pin)
-            {
-                let _ = (&report_write).write_all(crate::error::chain(&e).as_bytes());
-                std::process::exit(1);
-            }
-            drop(report_write);
-            crate::proc_title::set(&format!("wasmlet shim --sandbox-id {} --dir {}", req.sandbox_id, req.dir.display()));
-            let opts = ShimOptions { sandbox_id: req.sandbox_id, dir: req.dir, netns: req.netns };
-            let code = match serve_with(executor.clone(), opts, listener) {
-                Ok(()) => 0,
-                Err(e) => {
-                    tracing::error!(error = %e, "shim failed");
-                    1
-                }
-            };
-            std::process::exit(code)
+            become_shim(req, executor, report_write)
         }
         pid => {
             drop(report_write);
-            let mut report = String::new();
-            let _ = std::io::Read::read_to_string(&mut &report_read, &mut report);
-            if report.is_empty() {
-                Ok(Spawned { pid: pid as u32, placed })
-            } else {
-                let _ = std::fs::remove_file(&sock);
-                Err(Error::Spawn(report))
-            }
+            read_report(report_read).map(|()| Spawned { pid: pid as u32, placed })
         }
+    }
+}
+
+/// Reads a starting shim's report: empty (the pipe closed without a word) means listening.
+fn read_report(report: std::io::PipeReader) -> Result<(), Error> {
+    let mut text = String::new();
+    let _ = std::io::Read::read_to_string(&mut &report, &mut text);
+    if text.is_empty() { Ok(()) } else { Err(Error::Spawn(text)) }
+}
+
+/// The forked child's side: makes the shim's directory, log and socket, leaves the zygote's
+/// session, enters the pod's new network namespace if asked, reports through `report` (closing
+/// it empty means ready) and serves until shut down.
+fn become_shim(req: SpawnRequest, executor: &Executor, report: std::io::PipeWriter) -> ! {
+    let fail = |e: Error| -> ! {
+        let _ = (&report).write_all(crate::error::chain(&e).as_bytes());
+        std::process::exit(1)
+    };
+    if let Err(e) = std::fs::create_dir_all(&req.dir) {
+        fail(Error::io("creating shim directory", &req.dir)(e));
+    }
+    let log_path = req.dir.join("shim.log");
+    let log = match std::fs::OpenOptions::new().create(true).append(true).open(&log_path) {
+        Ok(f) => f,
+        Err(e) => fail(Error::io("opening shim log", &log_path)(e)),
+    };
+    let sock = socket_path(&req.dir);
+    let _ = std::fs::remove_file(&sock);
+    let listener = match UnixListener::bind(&sock) {
+        Ok(l) => l,
+        Err(e) => fail(Error::io("binding", &sock)(e)),
+    };
+    // SAFETY: syscalls on this process's own descriptors and signal dispositions.
+    unsafe {
+        libc::signal(libc::SIGCHLD, libc::SIG_DFL);
+        libc::setsid();
+        libc::dup2(log.as_raw_fd(), 2);
+        if let Ok(null) = std::fs::OpenOptions::new().read(true).write(true).open("/dev/null") {
+            libc::dup2(null.as_raw_fd(), 0);
+            libc::dup2(null.as_raw_fd(), 1);
+        }
+    }
+    drop(log);
+    if let Some(pin) = &req.netns
+        && let Err(e) = crate::netns::enter_new(pin)
+    {
+        let _ = std::fs::remove_file(&sock);
+        fail(e);
+    }
+    drop(report);
+    crate::proc_title::set(&format!("wasmlet shim --sandbox-id {} --dir {}", req.sandbox_id, req.dir.display()));
+    let opts = ShimOptions { sandbox_id: req.sandbox_id, dir: req.dir, netns: req.netns };
+    let code = match serve_with(executor.clone(), opts, listener) {
+        Ok(()) => 0,
+        Err(e) => {
+            tracing::error!(error = %e, "shim failed");
+            1
+        }
+    };
+    std::process::exit(code)
+}
+
+/// A shim forked ahead of time, waiting for its pod: the fork (copying the zygote's page tables)
+/// leaves the start path, which then costs a pipe write and the set-up of [`become_shim`].
+/// Unassigned, it dies with the zygote (PR_SET_PDEATHSIG).
+struct Spare {
+    pid: u32,
+    /// Where its [`SpawnRequest`] goes (one JSON line).
+    assign: std::io::PipeWriter,
+    report: std::io::PipeReader,
+}
+
+impl Spare {
+    /// Forks a spare. Call from the zygote's loop only (single-threaded).
+    fn fork(executor: &Executor, conn: &UnixStream) -> Result<Spare, Error> {
+        let (assign_read, assign) = std::io::pipe().map_err(Error::io("pipe", "zygote"))?;
+        let (report, report_write) = std::io::pipe().map_err(Error::io("pipe", "zygote"))?;
+        // SAFETY: plain syscall.
+        let zygote = unsafe { libc::getpid() };
+        // SAFETY: the zygote is single-threaded.
+        match unsafe { libc::fork() } {
+            -1 => Err(Error::Spawn(format!("fork: {}", std::io::Error::last_os_error()))),
+            0 => {
+                // SAFETY: this process's own descriptors and parent-death signal.
+                unsafe {
+                    libc::close(conn.as_raw_fd());
+                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                    if libc::getppid() != zygote {
+                        libc::_exit(0);
+                    }
+                }
+                drop((assign, report));
+                crate::proc_title::set("wasmlet shim (spare)");
+                let mut line = String::new();
+                match BufReader::new(assign_read).read_line(&mut line) {
+                    Ok(n) if n > 0 => {}
+                    _ => std::process::exit(0), // the zygote went away, or retired it
+                }
+                let req: SpawnRequest = match serde_json::from_str(&line) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        let _ = (&report_write).write_all(format!("bad spawn request: {e}").as_bytes());
+                        std::process::exit(1)
+                    }
+                };
+                // Assigned: from now on it outlives the zygote and the daemon, like any shim.
+                // SAFETY: plain syscall.
+                unsafe {
+                    libc::prctl(libc::PR_SET_PDEATHSIG, 0);
+                }
+                become_shim(req, executor, report_write)
+            }
+            pid => Ok(Spare { pid: pid as u32, assign, report }),
+        }
+    }
+
+    /// Hands the spare its pod; returns its pid once its socket is listening.
+    fn assign(self, req: &SpawnRequest) -> Result<u32, Error> {
+        let mut line = serde_json::to_vec(req).map_err(|e| Error::Protocol(e.to_string()))?;
+        line.push(b'\n');
+        (&self.assign).write_all(&line).map_err(|e| Error::Spawn(format!("the spare shim {} is gone: {e}", self.pid)))?;
+        drop(self.assign);
+        read_report(self.report).map(|()| self.pid)
     }
 }
 

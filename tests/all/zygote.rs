@@ -1,0 +1,69 @@
+//! The zygote's spare shim. Where a shim cannot be born in its pod's cgroup (cgroup v1, or no
+//! cgroups), the zygote forks one shim ahead once pods are being started: the next pod's shim is
+//! that spare (the fork left the start path), and an unassigned spare dies with the daemon.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::harness::*;
+
+/// Spare shims whose stderr is this daemon's log (the zygote's, inherited).
+fn spares(daemon_log: &Path) -> Vec<u32> {
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        if cmdline.starts_with(b"wasmlet shim (spare)") && std::fs::read_link(entry.path().join("fd/2")).is_ok_and(|l| l == daemon_log) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+fn host_is_v2() -> bool {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .any(|l| l.split(' ').nth(4) == Some("/sys/fs/cgroup") && l.contains(" - cgroup2 "))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_next_pod_gets_the_spare_and_an_idle_spare_dies_with_the_daemon() {
+    let d = Daemon::start("zygote-spare", &[HELLO_P1]).await;
+    let log: PathBuf = d.dir.join("daemon.log");
+    assert!(spares(&log).is_empty(), "no spare before the first pod");
+    let first = d.run_pod("first").await;
+    if host_is_v2() {
+        // On v2 a shim is born in its cgroup (CLONE_INTO_CGROUP) instead: no spare is made.
+        assert!(spares(&log).is_empty());
+        return;
+    }
+    let spare = eventually(Duration::from_secs(5), "a spare shim after the first pod", || {
+        let s = spares(&log);
+        async move { if s.len() == 1 { Ok(s[0]) } else { Err(format!("{s:?}")) } }
+    })
+    .await;
+
+    let second = d.run_pod("second").await;
+    assert!(d.shim_pids().contains(&spare), "the second pod's shim is the spare {spare}: {:?}", d.shim_pids());
+    // It is a working shim: a container runs in it and logs.
+    let c = d.create(&second, "hello", HELLO_P1.image, &["spare"], &[], vec![]).await;
+    d.start_container(&c).await;
+    let status = d.wait_exited(&c, Duration::from_secs(10)).await;
+    assert_eq!(status.exit_code, 0, "{status:?}");
+    let text: Vec<String> = read_log(&d.log_of(&second, "hello")).into_iter().map(|r| r.text).collect();
+    assert!(text.iter().any(|t| t.contains("spare")), "{text:?}");
+    let next = eventually(Duration::from_secs(5), "a new spare", || {
+        let s = spares(&log);
+        async move { if s.len() == 1 && s[0] != spare { Ok(s[0]) } else { Err(format!("{s:?}")) } }
+    })
+    .await;
+    let _ = first;
+
+    drop(d);
+    eventually(Duration::from_secs(5), "the idle spare to die with the daemon", || {
+        let alive = Path::new(&format!("/proc/{next}")).exists() && spares(&log).contains(&next);
+        async move { if alive { Err(format!("spare {next} alive")) } else { Ok(()) } }
+    })
+    .await;
+}
