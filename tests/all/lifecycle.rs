@@ -210,3 +210,34 @@ async fn stop_and_remove_a_running_container() {
     d.start_container(&again).await;
     assert_eq!(d.wait_exited(&again, Duration::from_secs(10)).await.exit_code, 0);
 }
+
+/// A Wasm container gets its thread at create (it stages the instance there); one removed
+/// without ever starting ends its thread, and one started after a wait runs normally.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn created_containers_that_never_start_leave_no_thread() {
+    let d = Daemon::start("lifecycle-staged", &[LOGGER_P1, HELLO_P1]).await;
+    let sandbox = d.run_pod("staged").await;
+    let shim = d.shim_pids()[0];
+    let threads = || std::fs::read_dir(format!("/proc/{shim}/task")).unwrap().count();
+    let before = threads();
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        ids.push(d.create(&sandbox, &format!("never-{i}"), LOGGER_P1.image, &["10"], &[], vec![]).await);
+    }
+    assert!(threads() >= before + 20, "a thread per created container: {before} → {}", threads());
+    for id in ids {
+        d.rt().remove_container(cri::RemoveContainerRequest { container_id: id }).await.unwrap();
+    }
+    eventually(Duration::from_secs(10), "the created containers' threads to end", || {
+        let now = threads();
+        async move { if now <= before + 1 { Ok(()) } else { Err(format!("{before} → {now}")) } }
+    })
+    .await;
+    // Staged long before its start: still runs from the beginning.
+    let c = d.create(&sandbox, "late", HELLO_P1.image, &["late"], &[], vec![]).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    d.start_container(&c).await;
+    assert_eq!(d.wait_exited(&c, Duration::from_secs(10)).await.exit_code, 0);
+    let text: Vec<String> = read_log(&d.log_of(&sandbox, "late")).into_iter().map(|r| r.text).collect();
+    assert!(text.iter().any(|t| t.contains("argv[1]=late")), "{text:?}");
+}

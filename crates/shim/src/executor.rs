@@ -1,6 +1,8 @@
 //! Runs one Wasm container to completion on the calling thread: WASI preview 1 for core modules
 //! (`_start`), WASI 0.2 for components (`wasi:cli/run`). Linking happens once, at create
-//! ([`Executor::prepare`] returns an `InstancePre`); start only instantiates and calls.
+//! ([`Executor::prepare`] returns an `InstancePre`); then the container's own thread stages it
+//! ([`Executor::stage`]: runtime, WASI context, instance, cgroup) and waits, so that start only
+//! calls in ([`Staged::run`]).
 //!
 //! Stopping: the guest runs as a future on a current-thread runtime. [`StopHandle::stop`] sets a
 //! flag, bumps the engine epoch (a guest in a loop traps at its next loop header) and wakes the
@@ -148,9 +150,11 @@ impl Executor {
         }
     }
 
-    /// Runs the container to its end. Blocks the calling thread, which first moves itself into
-    /// the container's cgroup (`spec.cgroup_tasks`), so threads it starts inherit it.
-    pub fn run(
+    /// Makes a container ready to run, on the thread that will run it (at create, so that start
+    /// only joins the cgroup and calls in): its runtime, WASI context, store and instance. Also
+    /// joins the container's cgroup if it exists by now (the daemon makes it meanwhile); else
+    /// [`Staged::run`] does. A failure is kept and reported when the container starts.
+    pub fn stage(
         &self,
         prepared: Prepared,
         spec: &WasmSpec,
@@ -158,70 +162,109 @@ impl Executor {
         stdin: Option<Arc<ContainerStdin>>,
         stop: StopHandle,
         cap: Arc<MemoryCap>,
-    ) -> Outcome {
-        if let Err(e) = join_cgroup(&spec.cgroup_tasks) {
-            return Outcome::error(1, e);
-        }
-        let prepared = match prepared {
-            Prepared::Http(http) => {
-                let outcome = crate::http_handler::serve(http, spec, log.clone(), stop, cap);
-                if let Some(log) = &log {
-                    log.close(outcome.exit_code);
-                }
-                return outcome;
-            }
-            other => other,
-        };
-        let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-            Ok(rt) => rt,
-            Err(e) => return Outcome::error(1, format!("creating the guest's runtime: {e}")),
-        };
-        let limiter = MemoryLimiter::new(cap);
-        let builder = {
-            // The stdin pipe registers with this runtime's reactor.
-            let _rt = runtime.enter();
-            match wasi_builder(spec, &log).and_then(|b| with_stdin(b, stdin.as_deref())) {
-                Ok(b) => b,
-                Err(e) => return Outcome::error(1, e),
-            }
-        };
-        let outcome = runtime.block_on(async {
-            match prepared {
-                Prepared::Module(pre) => {
-                    let mut builder = builder;
-                    let host = P1Host { wasi: builder.build_p1(), limiter };
+    ) -> Staged {
+        let kind = match prepared {
+            Prepared::Http(prepared) => StagedKind::Http { prepared, spec: spec.clone(), cap },
+            Prepared::Module(pre) => match self.guest_runtime(spec, &log, stdin.as_deref()) {
+                Err(outcome) => StagedKind::Failed(outcome),
+                Ok((runtime, mut builder)) => {
+                    let host = P1Host { wasi: builder.build_p1(), limiter: MemoryLimiter::new(cap) };
                     let mut store = Store::new(&self.engine, host);
                     store.limiter(|h| &mut h.limiter);
                     arm_epoch(&mut store, &stop);
-                    let result = {
+                    match runtime.block_on(pre.instantiate_async(&mut store)) {
+                        Ok(instance) => StagedKind::Module { runtime, store, instance },
+                        Err(e) => StagedKind::Failed(classify(Some(Err(e)), store.data().limiter.exceeded, &stop)),
+                    }
+                }
+            },
+            Prepared::Component(pre) => match self.guest_runtime(spec, &log, stdin.as_deref()) {
+                Err(outcome) => StagedKind::Failed(outcome),
+                Ok((runtime, mut builder)) => {
+                    let host = P2Host { ctx: builder.build(), table: ResourceTable::new(), limiter: MemoryLimiter::new(cap) };
+                    let mut store = Store::new(&self.engine, host);
+                    store.limiter(|h| &mut h.limiter);
+                    arm_epoch(&mut store, &stop);
+                    match runtime.block_on(pre.instantiate_async(&mut store)) {
+                        Ok(command) => StagedKind::Component { runtime, store, command },
+                        Err(e) => StagedKind::Failed(classify(Some(Err(e)), store.data().limiter.exceeded, &stop)),
+                    }
+                }
+            },
+        };
+        // Joined now if the cgroup is complete already; a partial join is redone at run.
+        let cgroup_tasks = match join_cgroup(&spec.cgroup_tasks) {
+            Ok(()) => Vec::new(),
+            Err(_) => spec.cgroup_tasks.clone(),
+        };
+        Staged { log, stop, cgroup_tasks, kind }
+    }
+
+    /// The guest's current-thread runtime and its WASI context builder (stdin registers with
+    /// that runtime's reactor).
+    fn guest_runtime(&self, spec: &WasmSpec, log: &Option<Arc<CriLog>>, stdin: Option<&ContainerStdin>) -> Result<(tokio::runtime::Runtime, WasiCtxBuilder), Outcome> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Outcome::error(1, format!("creating the guest's runtime: {e}")))?;
+        let builder = {
+            let _rt = runtime.enter();
+            wasi_builder(spec, log).and_then(|b| with_stdin(b, stdin)).map_err(|e| Outcome::error(1, e))?
+        };
+        Ok((runtime, builder))
+    }
+}
+
+/// A container made ready by [`Executor::stage`], waiting to start on its own thread.
+pub(crate) struct Staged {
+    log: Option<Arc<CriLog>>,
+    stop: StopHandle,
+    /// The cgroup files still to join (empty once joined at staging).
+    cgroup_tasks: Vec<std::path::PathBuf>,
+    kind: StagedKind,
+}
+
+enum StagedKind {
+    Module { runtime: tokio::runtime::Runtime, store: Store<P1Host>, instance: wasmtime::Instance },
+    Component { runtime: tokio::runtime::Runtime, store: Store<P2Host>, command: wasmtime_wasi::p2::bindings::Command },
+    /// A `wasi:http/incoming-handler` component: served from start.
+    Http { prepared: crate::http_handler::HttpPrepared, spec: WasmSpec, cap: Arc<MemoryCap> },
+    /// What went wrong while staging, reported as the container's exit when it starts.
+    Failed(Outcome),
+}
+
+impl Staged {
+    /// Runs the container to its end on the calling (staging) thread, which joins the
+    /// container's cgroup first if it has not yet, so threads it starts inherit it.
+    pub fn run(self) -> Outcome {
+        let Staged { log, stop, cgroup_tasks, kind } = self;
+        let outcome = match join_cgroup(&cgroup_tasks) {
+            Err(e) => Outcome::error(1, e),
+            Ok(()) => match kind {
+                StagedKind::Failed(outcome) => outcome,
+                StagedKind::Http { prepared, spec, cap } => crate::http_handler::serve(prepared, &spec, log.clone(), stop, cap),
+                StagedKind::Module { runtime, mut store, instance } => {
+                    let result = runtime.block_on(async {
                         let run = async {
-                            let instance = pre.instantiate_async(&mut store).await?;
                             let start = instance.get_typed_func::<(), ()>(&mut store, "_start")?;
                             start.call_async(&mut store, ()).await
                         };
                         race(run, &stop).await
-                    };
+                    });
                     classify(result.map(|r| r.map(|()| 0)), store.data().limiter.exceeded, &stop)
                 }
-                Prepared::Component(pre) => {
-                    let mut builder = builder;
-                    let host = P2Host { ctx: builder.build(), table: ResourceTable::new(), limiter };
-                    let mut store = Store::new(&self.engine, host);
-                    store.limiter(|h| &mut h.limiter);
-                    arm_epoch(&mut store, &stop);
-                    let result = {
+                StagedKind::Component { runtime, mut store, command } => {
+                    let result = runtime.block_on(async {
                         let run = async {
-                            let command = pre.instantiate_async(&mut store).await?;
                             let ok = command.wasi_cli_run().call_run(&mut store).await?;
                             Ok(if ok.is_ok() { 0 } else { 1 })
                         };
                         race(run, &stop).await
-                    };
+                    });
                     classify(result, store.data().limiter.exceeded, &stop)
                 }
-                Prepared::Http(_) => unreachable!("served above"),
-            }
-        });
+            },
+        };
         if let Some(log) = &log {
             log.close(outcome.exit_code);
         }

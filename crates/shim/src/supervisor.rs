@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use crate::atomic;
 use crate::cri_log::CriLog;
-use crate::executor::{Executor, Prepared, StopHandle};
+use crate::executor::{Executor, StopHandle};
 use crate::limiter::MemoryCap;
 use crate::linux::process::LinuxContainer;
 use crate::protocol::{
@@ -30,7 +30,9 @@ struct Container {
 enum Workload {
     Wasm {
         spec: WasmSpec,
-        prepared: Option<Prepared>,
+        /// Starts the container's thread (which staged it at create) with its start time;
+        /// dropped (by remove) before start, it ends the thread instead.
+        go: Option<std::sync::mpsc::Sender<i64>>,
         log: Option<Arc<CriLog>>,
         stop: StopHandle,
         /// The live memory cap and linear-memory size, shared with the running store's limiter.
@@ -119,7 +121,7 @@ impl Supervisor {
         }
     }
 
-    fn create(&self, id: String, spec: WasmSpec) -> Reply {
+    fn create(self: &Arc<Self>, id: String, spec: WasmSpec) -> Reply {
         if self.lock().contains_key(&id) {
             return Err(RemoteError::AlreadyExists(format!("container {id} already exists in the shim")));
         }
@@ -136,8 +138,34 @@ impl Supervisor {
             false => None,
         };
         let cap = MemoryCap::new(spec.memory_limit);
-        let workload = Workload::Wasm { spec, prepared: Some(prepared), log, stop: StopHandle::default(), cap, stdin };
-        self.insert(id, Container { workload, state: ContainerState::Created })
+        let stop = StopHandle::default();
+        // The container's thread, made now: it stages the container while the daemon finishes
+        // CreateContainer and the client sends StartContainer, then waits for the start.
+        let (go, started) = std::sync::mpsc::channel::<i64>();
+        let this = Arc::clone(self);
+        let thread_id = id.clone();
+        let (spec2, log2, stdin2, stop2, cap2) = (spec.clone(), log.clone(), stdin.clone(), stop.clone(), Arc::clone(&cap));
+        let workload = Workload::Wasm { spec, go: Some(go), log, stop, cap, stdin };
+        self.insert(id.clone(), Container { workload, state: ContainerState::Created })?;
+        let spawned = std::thread::Builder::new().name(format!("ctr-{}", &id[..id.len().min(12)])).spawn(move || {
+            let _span = tracing::info_span!("container", sandbox.id = %this.sandbox_id, container.id = %thread_id).entered();
+            let staged = this.executor.stage(prepared, &spec2, log2, stdin2, stop2, cap2);
+            let Ok(started_at) = started.recv() else { return }; // removed before it started
+            let outcome = staged.run();
+            let record = ExitRecord {
+                started_at,
+                finished_at: now_nanos(),
+                exit_code: outcome.exit_code,
+                reason: outcome.reason.to_string(),
+                message: outcome.message,
+            };
+            this.record_exit(&thread_id, record);
+        });
+        if let Err(e) = spawned {
+            self.lock().remove(&id);
+            return Err(RemoteError::Internal(format!("starting the container thread: {e}")));
+        }
+        Ok(Response::Ok)
     }
 
     fn insert(&self, id: String, container: Container) -> Reply {
@@ -191,7 +219,7 @@ impl Supervisor {
         if c.state != ContainerState::Created {
             return Err(RemoteError::FailedPrecondition(format!("container {id} is not in the created state")));
         }
-        let (spec, log, stop, cap, prepared, stdin) = match &mut c.workload {
+        match &mut c.workload {
             Workload::Linux(linux) => {
                 let linux = Arc::clone(linux);
                 let started_at = now_nanos();
@@ -201,44 +229,29 @@ impl Supervisor {
                     linux.signal(libc::SIGKILL, true);
                     return Err(e);
                 }
-                return Ok(Response::Started { started_at });
+                Ok(Response::Started { started_at })
             }
-            Workload::Wasm { spec, prepared, log, stop, cap, stdin } => {
-                let Some(prepared) = prepared.take() else {
+            Workload::Wasm { go, .. } => {
+                let Some(go) = go.take() else {
                     return Err(RemoteError::FailedPrecondition(format!("container {id} is not in the created state")));
                 };
-                (spec.clone(), log.clone(), stop.clone(), Arc::clone(cap), prepared, stdin.clone())
+                let started_at = now_nanos();
+                c.state = ContainerState::Running { started_at };
+                drop(containers);
+                if go.send(started_at).is_err() {
+                    let record = ExitRecord {
+                        started_at,
+                        finished_at: now_nanos(),
+                        exit_code: 1,
+                        reason: "Error".into(),
+                        message: "the container's thread is gone".into(),
+                    };
+                    self.record_exit(&id, record);
+                    return Err(RemoteError::Internal(format!("starting container {id}: its thread is gone")));
+                }
+                Ok(Response::Started { started_at })
             }
-        };
-        let started_at = now_nanos();
-        c.state = ContainerState::Running { started_at };
-        drop(containers);
-        let this = Arc::clone(self);
-        let thread_id = id.clone();
-        let spawned = std::thread::Builder::new().name(format!("ctr-{}", &id[..id.len().min(12)])).spawn(move || {
-            let _span = tracing::info_span!("container", sandbox.id = %this.sandbox_id, container.id = %thread_id).entered();
-            let outcome = this.executor.run(prepared, &spec, log, stdin, stop, cap);
-            let record = ExitRecord {
-                started_at,
-                finished_at: now_nanos(),
-                exit_code: outcome.exit_code,
-                reason: outcome.reason.to_string(),
-                message: outcome.message,
-            };
-            this.record_exit(&thread_id, record);
-        });
-        if let Err(e) = spawned {
-            let record = ExitRecord {
-                started_at,
-                finished_at: now_nanos(),
-                exit_code: 1,
-                reason: "Error".into(),
-                message: format!("starting the container thread: {e}"),
-            };
-            self.record_exit(&id, record);
-            return Err(RemoteError::Internal(format!("starting container {id}: {e}")));
         }
-        Ok(Response::Started { started_at })
     }
 
     fn record_exit(&self, id: &str, record: ExitRecord) {
