@@ -302,7 +302,7 @@ async fn bad_linux_containers_are_refused_and_leave_nothing() {
         namespace_options: Some(cri::NamespaceOption { pid: cri::NamespaceMode::Target as i32, ..Default::default() }),
         ..Default::default()
     });
-    expect_error("an unsupported PID namespace mode", create(pod_pid).await, Code::InvalidArgument, &["TARGET"]);
+    expect_error("PID namespace TARGET without a target_id", create(pod_pid).await, Code::InvalidArgument, &["TARGET", "target_id"]);
     let mut relative = sh("c", &image, "true");
     relative.mounts.push(cri::Mount { container_path: "/x".into(), host_path: "relative/dir".into(), ..Default::default() });
     expect_error("a relative mount source", create(relative).await, Code::InvalidArgument, &["relative/dir"]);
@@ -385,6 +385,53 @@ async fn containers_share_the_pods_pid_namespace_when_nothing_says_otherwise() {
         if std::path::Path::new(&format!("/proc/{}", holders[0])).exists() { Err(format!("{} still runs", holders[0])) } else { Ok(()) }
     })
     .await;
+}
+
+/// PID namespace TARGET, as `kubectl debug --target` asks for it: a debug container joins the
+/// PID namespace of a running container of the pod (and sees its init as pid 1); a Wasm target,
+/// an unknown one or one in another pod is refused and leaves nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_debug_container_joins_its_targets_pid_namespace() {
+    require_root();
+    let (d, image, _registry) = daemon_with_busybox("linux-target", &[LOGGER_P1]).await;
+    let pod = d.pod_config("target"); // PID mode CONTAINER: the app has a namespace of its own
+    let sandbox = run_pod_with(&d.cri, pod.clone()).await;
+    let app = create_with(&d.cri, &sandbox, &pod, sh("app", &image, "exec sleep 3600")).await;
+    start(&d, &app).await;
+    let targeting = |name: &str, target: &str, script: &str| {
+        let mut c = sh(name, &image, script);
+        c.linux = Some(cri::LinuxContainerConfig {
+            security_context: Some(cri::LinuxContainerSecurityContext {
+                namespace_options: Some(cri::NamespaceOption { pid: cri::NamespaceMode::Target as i32, target_id: target.into(), ..Default::default() }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        c
+    };
+    let debug = create_with(&d.cri, &sandbox, &pod, targeting("debug", &app, "echo pid1=$(cat /proc/1/cmdline | tr '\\0' ' ')")).await;
+    start(&d, &debug).await;
+    let status = d.wait_exited(&debug, Duration::from_secs(15)).await;
+    let log = read_log_text(&log_path(&pod, "debug"));
+    assert_eq!(status.exit_code, 0, "{status:?}\n{log}");
+    assert!(log.contains("pid1=sleep 3600"), "the target's init is pid 1 of the debug container:\n{log}");
+
+    let create = |config: cri::ContainerConfig| {
+        let req = cri::CreateContainerRequest { pod_sandbox_id: sandbox.clone(), config: Some(config), sandbox_config: Some(pod.clone()) };
+        let mut rt = d.rt();
+        async move { rt.create_container(req).await }
+    };
+    let wasm = create_with(&d.cri, &sandbox, &pod, container_config("wasm", LOGGER_P1.image, &["1000"], &[], vec![])).await;
+    start(&d, &wasm).await;
+    expect_error("a Wasm target", create(targeting("d2", &wasm, "true")).await, Code::FailedPrecondition, &["Wasm"]);
+    expect_error("an unknown target", create(targeting("d3", "nope", "true")).await, Code::NotFound, &["nope"]);
+    let other_pod = d.pod_config("other");
+    let other = run_pod_with(&d.cri, other_pod.clone()).await;
+    let req = cri::CreateContainerRequest { pod_sandbox_id: other.clone(), config: Some(targeting("d4", &app, "true")), sandbox_config: Some(other_pod) };
+    expect_error("a target in another pod", d.rt().create_container(req).await, Code::InvalidArgument, &["another pod"]);
+    let listed = d.rt().list_containers(cri::ListContainersRequest::default()).await.unwrap().into_inner().containers;
+    let names: Vec<_> = listed.iter().filter_map(|c| c.metadata.as_ref()).map(|m| m.name.clone()).collect();
+    assert!(!names.iter().any(|n| ["d2", "d3", "d4"].contains(&n.as_str())), "{names:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -154,6 +154,14 @@ impl ShimClient {
         }
     }
 
+    /// The init pid of running Linux container `id`.
+    pub async fn container_pid(&self, id: &str) -> Result<u32, Error> {
+        match self.call(&Request::ContainerPid { id: id.into() }).await? {
+            Response::Pong { pid } => Ok(pid),
+            other => Err(unexpected(other)),
+        }
+    }
+
     pub async fn start(&self, id: &str) -> Result<i64, Error> {
         match self.call(&Request::Start { id: id.into() }).await? {
             Response::Started { started_at } => Ok(started_at),

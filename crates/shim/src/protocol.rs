@@ -89,6 +89,9 @@ pub enum Request {
     /// The pid of the process holding the pod's shared PID namespace (made on first use);
     /// answered with `Pong`.
     PodPidNamespace,
+    /// The init pid of a running Linux container (for PID namespace TARGET); answered with
+    /// `Pong`. A Wasm container has none: FailedPrecondition.
+    ContainerPid { id: String },
     Start { id: String },
     /// Stops the container; answers once it has exited. A Linux container gets its stop signal,
     /// then SIGKILL after `timeout_ms`; a Wasm container is stopped at once.

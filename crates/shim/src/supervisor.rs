@@ -77,6 +77,17 @@ impl Supervisor {
             Request::Create { id, spec } => self.create(id, spec),
             Request::CreateLinux { id, spec } => self.create_linux(id, spec),
             Request::PodPidNamespace => crate::linux::pid_holder::ensure().map(|pid| Response::Pong { pid: pid as u32 }),
+            Request::ContainerPid { id } => {
+                let containers = self.lock();
+                let c = containers.get(&id).ok_or_else(|| not_found(&id))?;
+                match (&c.workload, &c.state) {
+                    (Workload::Linux(l), ContainerState::Running { .. }) => Ok(Response::Pong { pid: l.pid() as u32 }),
+                    (Workload::Linux(_), _) => Err(RemoteError::FailedPrecondition(format!("container {id} is not running"))),
+                    (Workload::Wasm { .. }, _) => Err(RemoteError::FailedPrecondition(format!(
+                        "container {id} is a Wasm container: it is a thread of the pod's shim and has no PID namespace of its own to share"
+                    ))),
+                }
+            }
             Request::Start { id } => self.start(id),
             Request::Stop { id, timeout_ms } => self.stop(&id, Duration::from_millis(timeout_ms)),
             Request::State { id } => {

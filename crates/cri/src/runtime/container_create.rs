@@ -19,6 +19,27 @@ use crate::store::{ContainerRecord, ContainerState, SandboxState};
 use crate::{Error, Runtime};
 
 impl Runtime {
+    /// PID namespace TARGET (`kubectl debug --target`): the namespace of `target_id`, a running
+    /// Linux container of the same pod, as containerd resolves it.
+    async fn target_pid_namespace(&self, sandbox_id: &str, config: &k8s_cri::v1::ContainerConfig) -> Result<PathBuf, Error> {
+        let target = config
+            .linux
+            .as_ref()
+            .and_then(|l| l.security_context.as_ref())
+            .and_then(|s| s.namespace_options.as_ref())
+            .map(|n| n.target_id.clone())
+            .unwrap_or_default();
+        if target.is_empty() {
+            return Err(Error::InvalidArgument("namespace_options.pid is TARGET but target_id is empty".into()));
+        }
+        let t = self.containers.get(&target).map_err(|_| Error::NotFound(format!("target container {target:?} not found")))?;
+        if t.sandbox_id != sandbox_id {
+            return Err(Error::InvalidArgument(format!("target container {target} is in another pod sandbox")));
+        }
+        let pid = self.shim(sandbox_id).container_pid(&t.id).await?;
+        Ok(PathBuf::from(format!("/proc/{pid}/ns/pid")))
+    }
+
     pub async fn create_container(&self, req: CreateContainerRequest) -> Result<CreateContainerResponse, Error> {
         let begin = std::time::Instant::now();
         let sandbox = self.sandboxes.get(require(&req.pod_sandbox_id, "pod_sandbox_id")?)?;
@@ -125,6 +146,7 @@ impl Runtime {
                         let holder = self.shim(&sandbox.id).pod_pid_namespace().await?;
                         Some(PathBuf::from(format!("/proc/{holder}/ns/pid")))
                     }
+                    k8s_cri::v1::NamespaceMode::Target => Some(self.target_pid_namespace(&sandbox.id, &config).await?),
                     _ => None,
                 };
                 // libcontainer joins (or makes) the cgroup at this path in every hierarchy.

@@ -65,9 +65,6 @@ pub(crate) fn pid_mode(config: &ContainerConfig, sandbox: &PodSandboxConfig) -> 
     let pod = sandbox.linux.as_ref().and_then(|l| l.security_context.as_ref()).and_then(|s| s.namespace_options.as_ref());
     let raw = container.or(pod).map(|n| n.pid).unwrap_or(NamespaceMode::Pod as i32);
     match NamespaceMode::try_from(raw) {
-        Ok(NamespaceMode::Target) => Err(Error::InvalidArgument(
-            "namespace_options.pid TARGET is not supported for Linux containers (POD, CONTAINER and NODE are)".into(),
-        )),
         Ok(mode) => Ok(mode),
         Err(_) => Err(Error::InvalidArgument(format!("namespace_options.pid: unknown mode {raw}"))),
     }
@@ -100,11 +97,11 @@ pub(crate) fn build(input: SpecInput<'_>) -> Result<Value, Error> {
     match pid_mode(config, sandbox)? {
         NamespaceMode::Container => namespaces.push(json!({"type": "pid"})),
         NamespaceMode::Node => {}
-        NamespaceMode::Pod => {
-            let holder = pod_pid_ns.ok_or_else(|| Error::Internal("the pod's PID namespace is missing".into()))?;
+        // POD: the pod's holder; TARGET: the target container's init (resolved by the caller).
+        NamespaceMode::Pod | NamespaceMode::Target => {
+            let holder = pod_pid_ns.ok_or_else(|| Error::Internal("the PID namespace to join is missing".into()))?;
             namespaces.push(json!({"type": "pid", "path": holder}));
         }
-        NamespaceMode::Target => unreachable!("refused by pid_mode"),
     }
     if let Some(p) = netns {
         namespaces.push(json!({"type": "network", "path": p}));
