@@ -5,16 +5,17 @@
 //! the exec runs, then `ExecExited` when it ends; the daemon closing the connection kills it, as
 //! do its timeout and its container's exit.
 //!
-//! A Wasm exec is a new instance of the container's own module (or of another `.wasm` in one of
-//! its mounted directories, named by argv[0]) with the exec's argv, the container's env and
-//! preopens, in the container's cgroup and under its memory cap, stopped by epoch interruption.
+//! A Wasm exec ([`crate::exec_wasm`]) is a new instance of the container's own module (or of
+//! another `.wasm` in one of its mounted directories, named by argv[0]) with the exec's argv, the
+//! container's env and preopens, in the container's cgroup and under its memory cap, stopped by
+//! epoch interruption.
 //! The daemon's side ([`ShimClient::exec`]) makes the pipes and keeps their other ends.
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -22,16 +23,10 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use tokio::net::unix::pipe;
 use tokio::sync::Notify;
-use wasmtime::component::{Component, Linker as ComponentLinker, ResourceTable};
-use wasmtime::{Engine, Linker, Module, Store, UpdateDeadline};
-use wasmtime_wasi::cli::{AsyncStdinStream, AsyncStdoutStream};
-use wasmtime_wasi::p1::WasiP1Ctx;
-use wasmtime_wasi::p2::bindings::Command;
-use wasmtime_wasi::{FsPerms, I32Exit, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime::Engine;
 
 use crate::Error;
 use crate::client::ShimClient;
-use crate::limiter::{MemoryCap, MemoryLimiter};
 use crate::protocol::{RemoteError, Request, Response, WasmSpec};
 
 /// A process to run in a container.
@@ -74,8 +69,8 @@ pub struct ExecExit {
 
 /// Exit code of a trapped guest (128 + SIGABRT) and of a killed one (128 + SIGKILL), as the
 /// executor reports containers.
-const TRAP_EXIT_CODE: i32 = 134;
-const KILLED_EXIT_CODE: i32 = 137;
+pub(crate) const TRAP_EXIT_CODE: i32 = 134;
+pub(crate) const KILLED_EXIT_CODE: i32 = 137;
 
 /// What an exec in a container runs against, from the supervisor.
 pub(crate) enum ExecTarget {
@@ -232,9 +227,9 @@ pub(crate) const KILLED: u8 = 3;
 
 /// Stops one exec: a flag its epoch callback reads, the engine's epoch bumped so a guest in a
 /// loop notices, and a wake-up for a guest waiting in a host call.
-struct Stop {
-    state: AtomicU8,
-    wake: Notify,
+pub(crate) struct Stop {
+    pub(crate) state: AtomicU8,
+    pub(crate) wake: Notify,
     engine: Engine,
 }
 
@@ -250,7 +245,7 @@ impl Stop {
         }
     }
 
-    fn stopped(&self) -> bool {
+    pub(crate) fn stopped(&self) -> bool {
         matches!(self.state.load(Ordering::SeqCst), TIMED_OUT | KILLED)
     }
 }
@@ -354,11 +349,11 @@ pub(crate) fn serve(
         spec.timeout_ms.map(Duration::from_millis),
         move |why| killer.kill(why),
     );
-    let exit = run_wasm(
+    let exit = crate::exec_wasm::run_wasm(
         &engine,
         &container,
         &spec,
-        Stdio {
+        crate::exec_wasm::Stdio {
             stdin,
             stdout,
             stderr,
@@ -412,293 +407,6 @@ pub(crate) fn watch(
             }
         }
     })
-}
-
-struct Stdio {
-    stdin: Option<OwnedFd>,
-    stdout: Option<OwnedFd>,
-    stderr: Option<OwnedFd>,
-}
-
-struct P1Host {
-    wasi: WasiP1Ctx,
-    limiter: MemoryLimiter,
-}
-
-struct P2Host {
-    ctx: WasiCtx,
-    table: ResourceTable,
-    limiter: MemoryLimiter,
-}
-
-impl WasiView for P2Host {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.ctx,
-            table: &mut self.table,
-        }
-    }
-}
-
-/// The linkers, made at the first exec of this shim (one engine per shim).
-struct Linkers {
-    p1: Linker<P1Host>,
-    p2: ComponentLinker<P2Host>,
-}
-
-fn linkers(engine: &Engine) -> Result<&'static Linkers, String> {
-    static LINKERS: OnceLock<Linkers> = OnceLock::new();
-    if let Some(l) = LINKERS.get() {
-        return Ok(l);
-    }
-    let mut p1 = Linker::new(engine);
-    wasmtime_wasi::p1::add_to_linker_async(&mut p1, |h: &mut P1Host| &mut h.wasi)
-        .map_err(|e| format!("linking WASI p1: {e:#}"))?;
-    let mut p2 = ComponentLinker::new(engine);
-    wasmtime_wasi::p2::add_to_linker_async(&mut p2)
-        .map_err(|e| format!("linking WASI p2: {e:#}"))?;
-    Ok(LINKERS.get_or_init(|| Linkers { p1, p2 }))
-}
-
-enum Program {
-    Module(Module),
-    Component(Component),
-}
-
-/// The program argv[0] names: a `.wasm` other than the container's own, found through the
-/// container's preopens (compiled here), else the container's precompiled module.
-fn program(engine: &Engine, container: &WasmSpec, argv0: &str) -> Result<Program, String> {
-    let base = |p: &str| Path::new(p).file_name().map(|n| n.to_owned());
-    let own = container.args.first().and_then(|a| base(a));
-    if argv0.ends_with(".wasm") && base(argv0) != own {
-        let host = container.preopens.iter().find_map(|p| {
-            let rest = Path::new(argv0).strip_prefix(&p.guest_path).ok()?;
-            let path = p.host_path.join(rest);
-            path.starts_with(&p.host_path).then_some(path)
-        });
-        let Some(host) = host.filter(|h| h.is_file()) else {
-            return Err(format!(
-                "no module {argv0:?} in the container: its own module is {:?}; another must be a .wasm in a mounted directory, named by its path",
-                container.args.first().map(String::as_str).unwrap_or("")
-            ));
-        };
-        let bytes = std::fs::read(&host).map_err(|e| format!("reading {}: {e}", host.display()))?;
-        return match wasmlet_wasm::detect_kind(&bytes).map_err(|e| format!("{argv0}: {e}"))? {
-            wasmlet_wasm::ArtifactKind::Module => Module::new(engine, &bytes).map(Program::Module),
-            wasmlet_wasm::ArtifactKind::Component => {
-                Component::new(engine, &bytes).map(Program::Component)
-            }
-        }
-        .map_err(|e| format!("compiling {argv0}: {e:#}"));
-    }
-    if container.component {
-        wasmlet_wasm::load_component(engine, &container.artifact)
-            .map(Program::Component)
-            .map_err(|e| e.to_string())
-    } else {
-        wasmlet_wasm::load_module(engine, &container.artifact)
-            .map(Program::Module)
-            .map_err(|e| e.to_string())
-    }
-}
-
-fn exit(code: i32, reason: &str, message: String) -> ExecExit {
-    ExecExit {
-        exit_code: code,
-        reason: reason.into(),
-        message,
-    }
-}
-
-/// Runs the exec on the calling thread, which first joins the container's cgroup.
-fn run_wasm(
-    engine: &Engine,
-    container: &WasmSpec,
-    spec: &ExecSpec,
-    stdio: Stdio,
-    stop: &Arc<Stop>,
-) -> ExecExit {
-    for file in &container.cgroup_tasks {
-        // SAFETY: gettid has no arguments and cannot fail.
-        let tid = unsafe { libc::gettid() };
-        if let Err(e) = std::fs::write(file, tid.to_string()) {
-            return exit(
-                1,
-                "Error",
-                format!(
-                    "moving the exec thread into the container's cgroup ({}): {e}",
-                    file.display()
-                ),
-            );
-        }
-    }
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => return exit(1, "Error", format!("creating the exec's runtime: {e}")),
-    };
-    let program = match program(engine, container, &spec.argv[0]) {
-        Ok(p) => p,
-        Err(e) => return exit(127, "Error", e),
-    };
-    let linkers = match linkers(engine) {
-        Ok(l) => l,
-        Err(e) => return exit(1, "Error", e),
-    };
-    let limiter = MemoryLimiter::new(MemoryCap::new(container.memory_limit));
-    let outcome = runtime.block_on(async {
-        let mut b = match wasi_builder(container, spec, stdio) {
-            Ok(b) => b,
-            Err(e) => return exit(1, "Error", e),
-        };
-        let result = match program {
-            Program::Module(module) => {
-                let mut store = Store::new(
-                    engine,
-                    P1Host {
-                        wasi: b.build_p1(),
-                        limiter,
-                    },
-                );
-                store.limiter(|h| &mut h.limiter);
-                arm_epoch(&mut store, stop);
-                let run = async {
-                    let instance = linkers.p1.instantiate_async(&mut store, &module).await?;
-                    let start = instance.get_typed_func::<(), ()>(&mut store, "_start")?;
-                    start.call_async(&mut store, ()).await.map(|()| 0)
-                };
-                let r = race(run, stop).await;
-                (r, store.data().limiter.exceeded)
-            }
-            Program::Component(component) => {
-                let mut store = Store::new(
-                    engine,
-                    P2Host {
-                        ctx: b.build(),
-                        table: ResourceTable::new(),
-                        limiter,
-                    },
-                );
-                store.limiter(|h| &mut h.limiter);
-                arm_epoch(&mut store, stop);
-                let run = async {
-                    let command =
-                        Command::instantiate_async(&mut store, &component, &linkers.p2).await?;
-                    let ok = command.wasi_cli_run().call_run(&mut store).await?;
-                    Ok(if ok.is_ok() { 0 } else { 1 })
-                };
-                let r = race(run, stop).await;
-                (r, store.data().limiter.exceeded)
-            }
-        };
-        classify(result.0, result.1, stop)
-    });
-    drop(runtime);
-    outcome
-}
-
-fn wasi_builder(
-    container: &WasmSpec,
-    spec: &ExecSpec,
-    stdio: Stdio,
-) -> Result<WasiCtxBuilder, String> {
-    let mut b = WasiCtxBuilder::new();
-    b.args(&spec.argv);
-    b.envs(&container.env);
-    b.envs(&spec.env);
-    let io = |what: &str, e: std::io::Error| format!("the exec's {what}: {e}");
-    if let Some(fd) = stdio.stdin {
-        b.stdin(AsyncStdinStream::new(
-            pipe::Receiver::from_owned_fd(fd).map_err(|e| io("stdin", e))?,
-        ));
-    }
-    // With a terminal, stderr shares stdout (the client has one stream to show).
-    let stderr = match (stdio.stderr, &stdio.stdout) {
-        (Some(fd), _) => Some(fd),
-        (None, Some(out)) if spec.tty => Some(out.try_clone().map_err(|e| io("stdout", e))?),
-        (None, _) => None,
-    };
-    if let Some(fd) = stdio.stdout {
-        b.stdout(AsyncStdoutStream::new(
-            64 * 1024,
-            pipe::Sender::from_owned_fd(fd).map_err(|e| io("stdout", e))?,
-        ));
-    }
-    if let Some(fd) = stderr {
-        b.stderr(AsyncStdoutStream::new(
-            64 * 1024,
-            pipe::Sender::from_owned_fd(fd).map_err(|e| io("stderr", e))?,
-        ));
-    }
-    b.inherit_network();
-    b.allow_tcp(true);
-    b.allow_udp(true);
-    b.allow_ip_name_lookup(true);
-    for p in &container.preopens {
-        let perms = if p.readonly {
-            FsPerms::ReadOnly
-        } else {
-            FsPerms::ReadWrite
-        };
-        b.preopened_dir(&p.host_path, &p.guest_path, perms)
-            .map_err(|e| {
-                format!(
-                    "preopening {} at {}: {e:#}",
-                    p.host_path.display(),
-                    p.guest_path
-                )
-            })?;
-    }
-    Ok(b)
-}
-
-fn arm_epoch<T: 'static>(store: &mut Store<T>, stop: &Arc<Stop>) {
-    let stop = Arc::clone(stop);
-    store.set_epoch_deadline(1);
-    store.epoch_deadline_callback(move |_| {
-        Ok(if stop.stopped() {
-            UpdateDeadline::Interrupt
-        } else {
-            UpdateDeadline::Continue(1)
-        })
-    });
-}
-
-/// Runs `fut` until it ends or the exec is stopped (`None`).
-async fn race<F: std::future::Future>(fut: F, stop: &Stop) -> Option<F::Output> {
-    if stop.stopped() {
-        return None;
-    }
-    tokio::select! {
-        out = fut => Some(out),
-        () = stop.wake.notified() => None,
-    }
-}
-
-fn classify(result: Option<wasmtime::Result<i32>>, oom: bool, stop: &Stop) -> ExecExit {
-    let stopped = || match stop.state.load(Ordering::SeqCst) {
-        TIMED_OUT => exit(KILLED_EXIT_CODE, "Timeout", "killed at its timeout".into()),
-        _ => exit(KILLED_EXIT_CODE, "Killed", "killed".into()),
-    };
-    match result {
-        None => stopped(),
-        Some(Ok(0)) => exit(0, "Completed", String::new()),
-        Some(Ok(code)) => exit(code, "Error", String::new()),
-        Some(Err(e)) => {
-            if let Some(code) = e.downcast_ref::<I32Exit>() {
-                let reason = if code.0 == 0 { "Completed" } else { "Error" };
-                exit(code.0, reason, String::new())
-            } else if oom {
-                exit(KILLED_EXIT_CODE, "OOMKilled", format!("{e:#}"))
-            } else if stop.stopped() {
-                stopped()
-            } else {
-                exit(TRAP_EXIT_CODE, "Error", format!("{e:#}"))
-            }
-        }
-    }
 }
 
 #[cfg(test)]

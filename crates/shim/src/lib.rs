@@ -12,6 +12,7 @@ mod container_stdin;
 mod cri_log;
 mod error;
 pub mod exec;
+mod exec_wasm;
 mod fd_passing;
 mod executor;
 mod http_handler;
