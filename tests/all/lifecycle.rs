@@ -230,7 +230,8 @@ async fn created_containers_that_never_start_leave_no_thread() {
     }
     eventually(Duration::from_secs(10), "the created containers' threads to end", || {
         let now = threads();
-        async move { if now <= before + 1 { Ok(()) } else { Err(format!("{before} → {now}")) } }
+        // Up to two idle call connections may hold a thread each (the daemon keeps them).
+        async move { if now <= before + 2 { Ok(()) } else { Err(format!("{before} → {now}")) } }
     })
     .await;
     // Staged long before its start: still runs from the beginning.
