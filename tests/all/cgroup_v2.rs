@@ -182,6 +182,15 @@ async fn a_mixed_pod_keeps_every_process_out_of_the_pod_cgroup() {
 
     remove_pod(&d, &sandbox).await;
     assert!(!pod_dir.exists(), "{} removed with the pod", pod_dir.display());
+    // Nothing of the pod in another hierarchy (on a hybrid host, libcontainer's own cgroup
+    // handling would use the v1 ones).
+    let elsewhere: Vec<PathBuf> = std::fs::read_dir("/sys/fs/cgroup")
+        .unwrap()
+        .flatten()
+        .map(|h| h.path().join(&cgroup))
+        .filter(|p| p.exists())
+        .collect();
+    assert!(elsewhere.is_empty(), "left in other hierarchies: {elsewhere:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -70,6 +70,10 @@ pub struct LinuxSpec {
     /// The container cgroup's file counting OOM kills (v1 `memory.oom_control`, v2
     /// `memory.events`), read when the container exits to tell OOMKilled from a plain kill.
     pub oom_events: Option<PathBuf>,
+    /// The container cgroup's `cgroup.procs` in the daemon's hierarchy: every process to signal
+    /// when all must go (libcontainer's own kill-all only knows `/sys/fs/cgroup`).
+    #[serde(default)]
+    pub cgroup_procs: Option<PathBuf>,
 }
 
 /// A host directory made visible to the guest at `guest_path`.

@@ -133,6 +133,13 @@ impl Cgroups {
         }
     }
 
+    /// The `cgroup.procs` file listing a (process) cgroup's processes: the pids hierarchy's on v1
+    /// (every process of a Linux container is there), the cgroup's own on v2.
+    pub fn procs_file(&self, path: &CgroupPath) -> Option<PathBuf> {
+        let controller = if self.is_v2() { Controller::Cpu } else { Controller::Pids };
+        self.dir(controller, path).map(|d| d.join("cgroup.procs"))
+    }
+
     pub fn is_v2(&self) -> bool {
         self.manager.version() == CgroupVersion::V2
     }

@@ -136,9 +136,9 @@ impl Runtime {
             }
             Artifact::Layers(layers) => {
                 cgroup_time = make_cgroup()?;
-                let (oom_events, cgroupns) = match &cgroup {
-                    Some((cgroups, path)) => (cgroups.oom_events_file(path), cgroups.is_v2()),
-                    None => (None, false),
+                let (oom_events, cgroup_procs, cgroupns) = match &cgroup {
+                    Some((cgroups, path)) => (cgroups.oom_events_file(path), cgroups.procs_file(path), cgroups.is_v2()),
+                    None => (None, None, false),
                 };
                 // A shared PID namespace is held by a process the shim makes on first use.
                 let pod_pid_ns = match linux::spec::pid_mode(&config, &sandbox.config)? {
@@ -168,6 +168,7 @@ impl Runtime {
                         log_path: log2,
                         cgroup_path: lc_cgroup,
                         oom_events,
+                        cgroup_procs,
                         cgroupns,
                     })
                 })

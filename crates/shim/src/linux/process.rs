@@ -130,8 +130,31 @@ impl LinuxContainer {
         self.load()?.start().map_err(|e| RemoteError::Internal(format!("starting container {}: {}", self.id, crate::chain(&e))))
     }
 
-    /// Sends `signal` to the init process, or to every process of the container when `all`.
+    /// Sends `signal` to the init process, or to every process of the container when `all`:
+    /// those listed in its cgroup in the daemon's hierarchy (`spec.cgroup_procs`), read again
+    /// until none is left or none is new, as libcontainer's kill-all would on `/sys/fs/cgroup`
+    /// (which is not the daemon's hierarchy when `WASMLET_CGROUP_ROOT` points elsewhere).
     pub fn signal(&self, signal: i32, all: bool) {
+        if all
+            && let Some(procs) = &self.spec.cgroup_procs
+            && std::fs::metadata(procs).is_ok()
+        {
+            let mut signalled = std::collections::HashSet::new();
+            for _ in 0..10 {
+                let pids: Vec<i32> = std::fs::read_to_string(procs).unwrap_or_default().lines().filter_map(|l| l.trim().parse().ok()).collect();
+                let fresh: Vec<i32> = pids.into_iter().filter(|p| signalled.insert(*p)).collect();
+                if fresh.is_empty() {
+                    break;
+                }
+                for pid in fresh {
+                    // SAFETY: plain syscall; a pid listed in the container's cgroup just now.
+                    unsafe {
+                        libc::kill(pid, signal);
+                    }
+                }
+            }
+            return;
+        }
         let sig = match Signal::try_from(signal) {
             Ok(s) => s,
             Err(_) => Signal::try_from(libc::SIGKILL).expect("SIGKILL is a signal"),

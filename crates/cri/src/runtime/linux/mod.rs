@@ -36,6 +36,7 @@ pub(crate) struct Prepare<'a> {
     pub log_path: Option<PathBuf>,
     pub cgroup_path: String,
     pub oom_events: Option<PathBuf>,
+    pub cgroup_procs: Option<PathBuf>,
     pub cgroupns: bool,
 }
 
@@ -81,6 +82,7 @@ pub(crate) fn prepare(p: Prepare<'_>) -> Result<(LinuxSpec, Bundle), Error> {
             tty: p.config.tty,
             stop_signal,
             oom_events: p.oom_events.clone(),
+            cgroup_procs: p.cgroup_procs.clone(),
         })
     })();
     match made {
