@@ -436,7 +436,7 @@ async fn a_debug_container_joins_its_targets_pid_namespace() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn interactive_exec_with_a_terminal_over_websocket() {
-    use crate::streaming::{http_upgrade, ws_headers, ws_read, ws_write};
+    use crate::harness::{http_upgrade, ws_headers, ws_read, ws_write};
     require_root();
     let (d, image, _registry) = daemon_with_busybox("linux-tty", &[]).await;
     let pod = own_netns_pod(&d, "tty");
@@ -476,7 +476,7 @@ async fn interactive_exec_with_a_terminal_over_websocket() {
 
     // A client that disappears mid-session: its shell is killed, and the shim keeps no terminal
     // or descriptor of it.
-    let shim_fds = || crate::streaming::shim_fds(&d);
+    let shim_fds = || crate::harness::shim_fds(&d);
     let baseline = shim_fds();
     let req = cri::ExecRequest { container_id: id.clone(), cmd: vec!["sh".into()], tty: true, stdin: true, stdout: true, stderr: false };
     let url = d.rt().exec(req).await.expect("Exec").into_inner().url;
@@ -508,7 +508,7 @@ async fn interactive_exec_with_a_terminal_over_websocket() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn attach_feeds_stdin_and_streams_output_until_the_client_leaves() {
-    use crate::streaming::{http_upgrade, ws_headers, ws_read, ws_write};
+    use crate::harness::{http_upgrade, ws_headers, ws_read, ws_write};
     require_root();
     let (d, image, _registry) = daemon_with_busybox("linux-attach", &[]).await;
     let pod = own_netns_pod(&d, "attach");
@@ -553,7 +553,7 @@ async fn attach_feeds_stdin_and_streams_output_until_the_client_leaves() {
 fn ws_read_until(sock: &mut std::net::TcpStream, needle: &str) -> String {
     let mut out = String::new();
     while !out.contains(needle) {
-        match crate::streaming::ws_read(sock) {
+        match crate::harness::ws_read(sock) {
             Some((2, msg)) if msg.first() == Some(&1) => out += &String::from_utf8_lossy(&msg[1..]),
             Some((8, _)) | None => panic!("the session ended before {needle:?}; got {out:?}"),
             _ => {}
@@ -564,7 +564,7 @@ fn ws_read_until(sock: &mut std::net::TcpStream, needle: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_container_with_a_terminal_is_attached_to_resized_and_logged_as_stdout() {
-    use crate::streaming::{http_upgrade, ws_headers, ws_read, ws_write};
+    use crate::harness::{http_upgrade, ws_headers, ws_read, ws_write};
     require_root();
     let (d, image, _registry) = daemon_with_busybox("linux-tty-ctr", &[]).await;
     let pod = own_netns_pod(&d, "ttyctr");

@@ -12,6 +12,7 @@
 
 mod harness;
 
+mod attach;
 mod cgroup_v2;
 mod cgroups;
 mod concurrency;

@@ -23,10 +23,12 @@ use wasmlet_cri::k8s_cri::v1 as cri;
 mod busybox;
 mod cri_log;
 mod images;
+mod stream_clients;
 
 pub use busybox::*;
 pub use cri_log::*;
 pub use images::*;
+pub(crate) use stream_clients::*;
 
 pub const WASMLET: &str = env!("CARGO_BIN_EXE_wasmlet");
 
