@@ -62,6 +62,19 @@ impl V1Manager {
         roots
     }
 
+    /// Makes `path` in each of `roots`, filling an empty cpuset from its parent.
+    fn make_in(&self, roots: Vec<&Path>, path: &CgroupPath) -> Result<()> {
+        let cpuset_root = self.mounts.get(&Controller::Cpuset);
+        for root in roots {
+            if cpuset_root.map(PathBuf::as_path) == Some(root) {
+                self.ensure_cpuset(root, &path.under(root))?;
+            } else {
+                fs::mkdir_all(&path.under(root))?;
+            }
+        }
+        Ok(())
+    }
+
     /// The hierarchies whose controllers act per thread (cpu, cpuacct, cpuset, pids): where a
     /// cgroup for threads is made and a thread is moved.
     fn thread_roots(&self) -> Vec<&Path> {
@@ -156,14 +169,7 @@ impl CgroupManager for V1Manager {
         if path.is_root() {
             return Ok(());
         }
-        let cpuset_root = self.mounts.get(&Controller::Cpuset);
-        for root in self.roots() {
-            if cpuset_root.map(PathBuf::as_path) == Some(root) {
-                self.ensure_cpuset(root, &path.under(root))?;
-            } else {
-                fs::mkdir_all(&path.under(root))?;
-            }
-        }
+        self.make_in(self.roots(), path)?;
         tracing::debug!(cgroup.path = %path, "created v1 cgroup");
         Ok(())
     }
@@ -172,14 +178,7 @@ impl CgroupManager for V1Manager {
         if path.is_root() {
             return Ok(());
         }
-        let cpuset_root = self.mounts.get(&Controller::Cpuset);
-        for root in self.thread_roots() {
-            if cpuset_root.map(PathBuf::as_path) == Some(root) {
-                self.ensure_cpuset(root, &path.under(root))?;
-            } else {
-                fs::mkdir_all(&path.under(root))?;
-            }
-        }
+        self.make_in(self.thread_roots(), path)?;
         tracing::debug!(cgroup.path = %path, "created v1 cgroup for threads");
         Ok(())
     }

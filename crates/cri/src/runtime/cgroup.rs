@@ -99,24 +99,25 @@ impl Cgroups {
         self.shim_cgroup(pod)?.join(&name)
     }
 
-    /// Makes the cgroup at [`container_path`](Self::container_path) and applies `resources`
-    /// ([`apply_to_container`](Self::apply_to_container)).
+    /// Makes the cgroup at [`container_path`](Self::container_path) and applies `resources`:
+    /// the thread part ([`Resources::for_threads`]) for a Wasm container, all of them otherwise.
     pub fn create_container(&self, path: &CgroupPath, wasm: bool, resources: Option<&Resources>) -> Result<(), wasmlet_cgroups::Error> {
         if wasm {
             self.manager.create_threaded(path)?;
         } else {
             self.manager.create(path)?;
         }
-        match resources {
-            Some(r) => self.apply_to_container(path, r),
-            None => Ok(()),
+        match (resources, wasm) {
+            (Some(r), true) => self.manager.apply(path, &r.for_threads()),
+            (Some(r), false) => self.manager.apply(path, r),
+            (None, _) => Ok(()),
         }
     }
 
-    /// Applies a container's limits to its cgroup: all of them to a Linux container's, the
-    /// thread part ([`Resources::for_threads`]) to a Wasm container's thread cgroup (told apart
-    /// by the cgroup itself: v2 `cgroup.type` "threaded", v1 no memory cgroup), whose memory cap
-    /// the shim enforces instead.
+    /// Applies new limits to an existing container's cgroup (UpdateContainerResources): all of
+    /// them to a Linux container's, the thread part ([`Resources::for_threads`]) to a Wasm
+    /// container's thread cgroup (told apart by the cgroup itself, as the record does not say:
+    /// v2 `cgroup.type` "threaded", v1 no memory cgroup), whose memory cap the shim enforces.
     pub fn apply_to_container(&self, path: &CgroupPath, resources: &Resources) -> Result<(), wasmlet_cgroups::Error> {
         let threads = match self.manager.version() {
             CgroupVersion::V2 => std::fs::read_to_string(path.under(&self.layout.root).join("cgroup.type")).is_ok_and(|t| t.trim() == "threaded"),
