@@ -80,12 +80,13 @@ async fn daemon_on_v2(test: &str, root: &Path) -> (Daemon, String, RealRegistry)
     (d, image, registry)
 }
 
-/// A pod in kubelet's cgroupfs layout for a fresh uid; returns it with its cgroup path.
+/// A pod in kubelet's cgroupfs layout for a fresh uid; returns it with its cgroup path. Burstable,
+/// so that its Wasm containers get thread cgroups (a BestEffort pod's stay in the shim's).
 fn pod_in_kubepods(d: &Daemon, name: &str) -> (cri::PodSandboxConfig, String) {
     let mut config = d.pod_config(name);
     let uid = format!("{name}-{}-{}", std::process::id(), now_nanos());
     config.metadata.as_mut().unwrap().uid = uid.clone();
-    let parent = format!("/kubepods/besteffort/pod{uid}");
+    let parent = format!("/kubepods/burstable/pod{uid}");
     config.linux.as_mut().unwrap().cgroup_parent = parent.clone();
     (config, parent.trim_start_matches('/').to_string())
 }

@@ -315,7 +315,7 @@ async fn requests_250m_and_750m_share_one_cpu_1_to_3() {
 }
 
 /// Guaranteed, Burstable and BestEffort pods (kubelet's cgroupfs parents) land in their cgroups,
-/// each container's thread in `<pod>/<id>`, and the shim gets kubelet's oom_score_adj — a value
+/// each container's thread in `<pod>/<id>` (but a BestEffort one's in the pod's), and the shim gets kubelet's oom_score_adj — a value
 /// below the current one clamped to it (no CAP_SYS_RESOURCE here), as containerd's
 /// restrict_oom_score_adj does.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -347,18 +347,73 @@ async fn qos_classes_land_in_place_with_their_oom_score_adj() {
         let memory_line = membership.lines().find(|l| l.contains(":memory:") || l.starts_with("0::")).unwrap_or_default();
         assert!(memory_line.ends_with(&parent), "{tier:?}: the shim is in {memory_line:?}, not {parent}");
         let container_cg = format!("{}/{c}", parent.trim_start_matches('/'));
-        let tasks = eventually(Duration::from_secs(5), "the container thread in its cgroup", || {
-            let path = hierarchy("cpu").join(&container_cg).join(if Path::new(CGROUP_ROOT).join("cpu").is_dir() { "tasks" } else { "cgroup.threads" });
-            async move {
-                let t = std::fs::read_to_string(&path).map_err(|e| e.to_string())?;
-                if t.trim().is_empty() { Err(format!("{} is empty", path.display())) } else { Ok(t) }
-            }
-        })
-        .await;
-        assert_eq!(tasks.lines().count(), 1, "exactly the container's thread: {tasks:?}");
+        if tier == "besteffort" {
+            // Nothing for a cgroup of its own to enforce: the thread stays in the pod's.
+            assert!(exists_anywhere(&container_cg).is_empty(), "a BestEffort Wasm container got a cgroup: {:?}", exists_anywhere(&container_cg));
+        } else {
+            let tasks = eventually(Duration::from_secs(5), "the container thread in its cgroup", || {
+                let path = hierarchy("cpu").join(&container_cg).join(if Path::new(CGROUP_ROOT).join("cpu").is_dir() { "tasks" } else { "cgroup.threads" });
+                async move {
+                    let t = std::fs::read_to_string(&path).map_err(|e| e.to_string())?;
+                    if t.trim().is_empty() { Err(format!("{} is empty", path.display())) } else { Ok(t) }
+                }
+            })
+            .await;
+            assert_eq!(tasks.lines().count(), 1, "exactly the container's thread: {tasks:?}");
+        }
         let adj: i64 = std::fs::read_to_string(format!("/proc/{shim}/oom_score_adj")).unwrap().trim().parse().unwrap();
         assert_eq!(adj, oom.max(inherited), "{tier:?}: oom_score_adj asked {oom}, current was {inherited}");
         remove_pod(&d, &pod).await;
         assert!(exists_anywhere(parent.trim_start_matches('/')).is_empty(), "{parent} left behind");
     }
+}
+
+/// A Wasm container of a BestEffort pod has no cgroup of its own (its limits would enforce
+/// nothing); its CPU time comes from its thread. Limits that need a cgroup arriving by
+/// UpdateContainerResources make one and move the running thread into it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_besteffort_wasm_container_gets_a_cgroup_when_limits_arrive() {
+    let d = Daemon::start("cg-late", &[CPU_BURNER_P1]).await;
+    let (pod_config, pod_cg) = pod_in(&d, "late", "besteffort", &unique_uid("cglate"));
+    let pod = run_pod_with(&d.cri, pod_config.clone()).await;
+    let kubelets = cri::LinuxContainerResources { cpu_shares: 2, cpu_period: 100_000, oom_score_adj: 1000, ..Default::default() };
+    let config = with_resources(container_config("burner", CPU_BURNER_P1.image, &["30000"], &[], vec![]), kubelets);
+    let ctr = create_with(&d.cri, &pod, &pod_config, config).await;
+    d.start_container(&ctr).await;
+    let ctr_cg = format!("{pod_cg}/{ctr}");
+    assert!(exists_anywhere(&ctr_cg).is_empty(), "no cgroup of its own: {:?}", exists_anywhere(&ctr_cg));
+
+    // CPU from the thread: it grows while the burner burns, and stays within the pod's.
+    let cpu_of = |d: &Daemon, id: String| {
+        let mut rt = d.rt();
+        async move {
+            let s = rt.container_stats(cri::ContainerStatsRequest { container_id: id }).await.unwrap().into_inner().stats.unwrap();
+            s.cpu.and_then(|c| c.usage_core_nano_seconds).map(|v| v.value).unwrap_or_else(|| panic!("no CPU stats: {s:?}"))
+        }
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (t0, p0) = (cpu_of(&d, ctr.clone()).await, cpu_usage_ns(&pod_cg));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (t1, p1) = (cpu_of(&d, ctr.clone()).await, cpu_usage_ns(&pod_cg));
+    assert!(t1 > t0 + 50_000_000, "the burner's thread used {} ns in 0.5 s", t1 - t0);
+    assert!(t1 <= p1, "the thread's {t1} ns exceed the pod cgroup's {p1} ns");
+    println!("thread CPU {t0} → {t1} ns; pod cgroup {p0} → {p1} ns");
+
+    // A CPU limit arrives: the cgroup is made, the running thread moves in, the limit holds.
+    d.rt()
+        .update_container_resources(cri::UpdateContainerResourcesRequest { container_id: ctr.clone(), linux: Some(cpu_limit(200)), ..Default::default() })
+        .await
+        .unwrap();
+    let tasks = std::fs::read_to_string(hierarchy("cpu").join(&ctr_cg).join("tasks")).unwrap();
+    assert_eq!(tasks.lines().count(), 1, "the container's thread moved in: {tasks:?}");
+    assert_eq!(std::fs::read_to_string(hierarchy("cpu").join(&ctr_cg).join("cpu.cfs_quota_us")).unwrap().trim(), "20000");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let cores = cores_over(&ctr_cg, Duration::from_secs(2)).await;
+    assert!(cores <= 0.25, "limited to 200m, the burner used {cores:.3} cores");
+    // Stats now come from the cgroup, which counts from the move on.
+    let after = cpu_of(&d, ctr.clone()).await;
+    assert!(after > 0, "{after}");
+
+    remove_pod(&d, &pod).await;
+    assert!(exists_anywhere(&pod_cg).is_empty(), "left behind: {:?}", exists_anywhere(&pod_cg));
 }

@@ -67,3 +67,65 @@ async fn the_next_pod_gets_the_spare_and_an_idle_spare_dies_with_the_daemon() {
     })
     .await;
 }
+
+/// The `.cwasm` files a process has mapped.
+fn mapped_artifacts(pid: u32) -> Vec<String> {
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default();
+    let mut files: Vec<String> = maps.lines().filter_map(|l| l.split_whitespace().nth(5)).filter(|p| p.ends_with(".cwasm")).map(str::to_owned).collect();
+    files.dedup();
+    files
+}
+
+/// This daemon's zygote (its stderr is the daemon's log).
+fn zygote_of(daemon_log: &Path) -> u32 {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_string_lossy().parse::<u32>().ok().map(|pid| (pid, e.path())))
+        .find(|(_, p)| {
+            std::fs::read(p.join("cmdline")).unwrap_or_default().starts_with(b"wasmlet zygote")
+                && std::fs::read_link(p.join("fd/2")).is_ok_and(|l| l == daemon_log)
+        })
+        .map(|(pid, _)| pid)
+        .expect("the daemon's zygote")
+}
+
+/// Once a pod of an image has been started, the zygote maps and links its module (with the next
+/// spawn request), so the shims it forks from then on have it ready: their create clones what
+/// was linked instead of loading it. The module still runs right in such a shim.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_zygote_links_a_started_image_ahead_for_the_next_shims() {
+    let d = Daemon::start("zygote-preload", &[HELLO_P1]).await;
+    let log: PathBuf = d.dir.join("daemon.log");
+    let zygote = zygote_of(&log);
+    assert!(mapped_artifacts(zygote).is_empty(), "nothing preloaded before any pod: {:?}", mapped_artifacts(zygote));
+
+    let first = d.run_pod("first").await;
+    let c = d.create(&first, "hello", HELLO_P1.image, &["one"], &[], vec![]).await;
+    d.start_container(&c).await;
+    assert_eq!(d.wait_exited(&c, Duration::from_secs(10)).await.exit_code, 0);
+    // The preload goes with the next spawn; the zygote loads it once it has answered.
+    let second = d.run_pod("second").await;
+    let artifact = eventually(Duration::from_secs(5), "the zygote to map hello's artifact", || {
+        let a = mapped_artifacts(zygote);
+        async move { if a.len() == 1 { Ok(a[0].clone()) } else { Err(format!("{a:?}")) } }
+    })
+    .await;
+    assert!(artifact.contains("/compiled/"), "{artifact}");
+    if !host_is_v2() {
+        // The spare forked after that has it mapped before it has a pod.
+        let spare = eventually(Duration::from_secs(5), "a spare with the artifact", || {
+            let s: Vec<u32> = spares(&log).into_iter().filter(|p| mapped_artifacts(*p).contains(&artifact)).collect();
+            async move { if s.len() == 1 { Ok(s[0]) } else { Err(format!("{s:?}")) } }
+        })
+        .await;
+        let third = d.run_pod("third").await;
+        assert!(d.shim_pids().contains(&spare), "the third pod's shim is that spare");
+        let c = d.create(&third, "hello", HELLO_P1.image, &["preloaded"], &[], vec![]).await;
+        d.start_container(&c).await;
+        assert_eq!(d.wait_exited(&c, Duration::from_secs(10)).await.exit_code, 0);
+        let text: Vec<String> = read_log(&d.log_of(&third, "hello")).into_iter().map(|r| r.text).collect();
+        assert!(text.iter().any(|t| t.contains("preloaded")), "{text:?}");
+    }
+    let _ = second;
+}

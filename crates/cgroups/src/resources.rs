@@ -95,6 +95,15 @@ impl Resources {
         }
     }
 
+    /// Whether these limits need a thread cgroup of their own to be enforced on one thread (a
+    /// Wasm container): a CPU quota, a cpuset, shares above kubelet's minimum of 2 (which weigh
+    /// the container against its siblings), or a v2 cpu/cpuset/pids file. Memory is charged per
+    /// process, so a memory limit alone does not.
+    pub fn need_thread_cgroup(&self) -> bool {
+        let t = self.for_threads();
+        t.cpu_quota > 0 || t.cpu_shares > 2 || !t.cpuset_cpus.is_empty() || !t.cpuset_mems.is_empty() || !t.unified.is_empty()
+    }
+
     /// Checks every field; the error names the field and the value.
     pub fn validate(&self) -> Result<Limits> {
         let mut l = Limits::default();

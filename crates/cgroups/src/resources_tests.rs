@@ -281,3 +281,18 @@ fn for_threads_keeps_cpu_and_drops_what_is_charged_per_process() {
     let v1 = Resources { unified: Default::default(), ..t };
     assert!(files(&v1, Dialect::V1).iter().all(|(f, _)| !f.starts_with("memory.") && !f.starts_with("hugetlb.")));
 }
+
+#[test]
+fn a_thread_needs_a_cgroup_only_for_what_a_cgroup_enforces_on_it() {
+    let besteffort = Resources { cpu_shares: 2, cpu_period: 100_000, memory_limit_in_bytes: 64 << 20, ..Resources::default() };
+    assert!(!besteffort.need_thread_cgroup(), "kubelet's minimum shares and a memory limit (the shim's limiter's job)");
+    assert!(!Resources::default().need_thread_cgroup());
+    for (what, r) in [
+        ("a quota", Resources { cpu_quota: 50_000, cpu_period: 100_000, ..Resources::default() }),
+        ("a request", Resources { cpu_shares: 256, ..Resources::default() }),
+        ("a cpuset", Resources { cpuset_cpus: "0".into(), ..Resources::default() }),
+        ("a v2 cpu file", Resources { unified: [("cpu.idle".to_owned(), "1".to_owned())].into(), ..Resources::default() }),
+    ] {
+        assert!(r.need_thread_cgroup(), "{what}");
+    }
+}

@@ -22,6 +22,11 @@ pub struct ShimClient {
 /// How many idle connections a client keeps (each holds a thread in the shim).
 const MAX_IDLE: usize = 2;
 
+/// Read buffer of a connection. Requests and answers are short JSON lines (a longer one is read
+/// in several fills), and the daemon keeps a connection or two and a subscription per pod for
+/// the pod's life: at tokio's default of 8 KiB those buffers were 16 KiB of the daemon per pod.
+const READ_BUFFER: usize = 512;
+
 #[derive(Debug)]
 struct Connection {
     lines: Lines<BufReader<OwnedReadHalf>>,
@@ -60,7 +65,7 @@ impl ShimClient {
             .await
             .map_err(|source| Error::Unreachable { path: self.socket.clone(), source })?;
         let (read, write) = stream.into_split();
-        Ok(Connection { lines: BufReader::new(read).lines(), write })
+        Ok(Connection { lines: BufReader::with_capacity(READ_BUFFER, read).lines(), write })
     }
 
     async fn connect(&self, request: &Request) -> Result<(Lines<BufReader<OwnedReadHalf>>, tokio::net::unix::OwnedWriteHalf), Error> {
@@ -204,6 +209,11 @@ impl ShimClient {
             Response::Stats(u) => Ok(u),
             other => Err(unexpected(other)),
         }
+    }
+
+    /// Moves a Wasm container's thread into the cgroup whose thread files are `tasks`.
+    pub async fn join_cgroup(&self, id: &str, tasks: Vec<PathBuf>) -> Result<(), Error> {
+        self.call(&Request::JoinCgroup { id: id.into(), tasks }).await.map(drop)
     }
 
     pub async fn shutdown(&self) -> Result<(), Error> {

@@ -27,6 +27,7 @@ use wasmtime_wasi::{FsPerms, I32Exit, WasiCtx, WasiCtxBuilder, WasiCtxView, Wasi
 use crate::container_stdin::ContainerStdin;
 use crate::cri_log::{CriLog, LogStream};
 use crate::limiter::{MemoryCap, MemoryLimiter};
+use crate::preloaded::{FileId, Linked, Preloaded};
 use crate::protocol::WasmSpec;
 use crate::wasi_stdio::GuestOutput;
 use crate::Error;
@@ -53,12 +54,14 @@ impl WasiView for P2Host {
     }
 }
 
-/// The engine and the two linkers, made once per shim (or once per zygote, shared by fork).
+/// The engine and the two linkers, made once per shim (or once per zygote, shared by fork), and
+/// the artifacts the zygote linked ahead of time.
 #[derive(Clone)]
 pub(crate) struct Executor {
     engine: Engine,
     p1: Linker<P1Host>,
     p2: ComponentLinker<P2Host>,
+    preloaded: Preloaded,
 }
 
 /// A container linked and ready to instantiate.
@@ -122,32 +125,63 @@ impl Executor {
         let mut p2 = ComponentLinker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut p2)
             .map_err(|e| Error::Protocol(format!("linking WASI p2: {e:#}")))?;
-        Ok(Executor { engine, p1, p2 })
+        Ok(Executor { engine, p1, p2, preloaded: Preloaded::default() })
     }
 
     pub fn engine(&self) -> &Engine {
         &self.engine
     }
 
-    /// Maps the precompiled artifact and links it (never compiles).
+    /// Maps the precompiled artifact and links it (never compiles), or clones what the zygote
+    /// linked ahead of time ([`Preloaded`]).
     pub fn prepare(&self, spec: &WasmSpec) -> Result<Prepared, String> {
+        match self.preloaded.get(&spec.artifact) {
+            Some(Linked::Module(pre)) if !spec.component => return Ok(Prepared::Module(pre)),
+            Some(Linked::Component(pre)) if spec.component => return Ok(Prepared::Component(pre)),
+            _ => {}
+        }
         if spec.component {
             let component = wasmlet_wasm::load_component(&self.engine, &spec.artifact).map_err(|e| e.to_string())?;
             if crate::http_handler::exports_handler(&self.engine, &component) {
                 return crate::http_handler::prepare(&self.engine, spec, &component).map(Prepared::Http);
             }
-            let pre = self.p2.instantiate_pre(&component).map_err(|e| format!("linking component: {e:#}"))?;
-            let pre = CommandPre::new(pre)
-                .map_err(|e| format!("the component does not export wasi:cli/run: {e:#}"))?;
-            Ok(Prepared::Component(pre))
+            Ok(Prepared::Component(self.link_component(&component)?))
         } else {
             let module = wasmlet_wasm::load_module(&self.engine, &spec.artifact).map_err(|e| e.to_string())?;
-            if module.get_export("_start").is_none() {
-                return Err("the module exports no _start function (not a WASI command)".into());
-            }
-            let pre = self.p1.instantiate_pre(&module).map_err(|e| format!("linking module: {e:#}"))?;
-            Ok(Prepared::Module(pre))
+            Ok(Prepared::Module(self.link_module(&module)?))
         }
+    }
+
+    fn link_module(&self, module: &wasmtime::Module) -> Result<InstancePre<P1Host>, String> {
+        if module.get_export("_start").is_none() {
+            return Err("the module exports no _start function (not a WASI command)".into());
+        }
+        self.p1.instantiate_pre(module).map_err(|e| format!("linking module: {e:#}"))
+    }
+
+    fn link_component(&self, component: &wasmtime::component::Component) -> Result<CommandPre<P2Host>, String> {
+        let pre = self.p2.instantiate_pre(component).map_err(|e| format!("linking component: {e:#}"))?;
+        CommandPre::new(pre).map_err(|e| format!("the component does not export wasi:cli/run: {e:#}"))
+    }
+
+    /// Maps and links the artifact at `path` into [`Preloaded`] unless it is there already (the
+    /// zygote, between requests). Components served as HTTP handlers are not kept.
+    pub fn preload(&self, path: &std::path::Path, component: bool) -> Result<(), String> {
+        if self.preloaded.has(path) {
+            return Ok(());
+        }
+        let Some(file) = FileId::of(path) else { return Err(format!("{}: not found", path.display())) };
+        let linked = if component {
+            let c = wasmlet_wasm::load_component(&self.engine, path).map_err(|e| e.to_string())?;
+            if crate::http_handler::exports_handler(&self.engine, &c) {
+                return Ok(());
+            }
+            Linked::Component(self.link_component(&c)?)
+        } else {
+            Linked::Module(self.link_module(&wasmlet_wasm::load_module(&self.engine, path).map_err(|e| e.to_string())?)?)
+        };
+        self.preloaded.insert(path, file, linked);
+        Ok(())
     }
 
     /// Makes a container ready to run, on the thread that will run it (at create, so that start

@@ -109,6 +109,9 @@ pub enum Request {
     UpdateResources { id: String, memory_limit: Option<u64> },
     /// The container's current usage as the shim sees it.
     Stats { id: String },
+    /// Moves a Wasm container's thread into a cgroup made after it started (`tasks` as in
+    /// [`WasmSpec::cgroup_tasks`]); its exec instances join it from then on.
+    JoinCgroup { id: String, tasks: Vec<PathBuf> },
     /// Keeps the connection open and streams an [`Event`] line per container exit.
     Subscribe,
     /// Kills every container, then the shim exits.
@@ -145,6 +148,10 @@ pub struct ContainerUsage {
     pub linear_memory_bytes: u64,
     /// The cap in force (0 = none).
     pub memory_limit: u64,
+    /// CPU time of the container's thread in ns (Wasm containers; `None` for Linux ones, whose
+    /// CPU is their cgroup's).
+    #[serde(default)]
+    pub cpu_ns: Option<u64>,
 }
 
 /// A container's state as its shim knows it.
@@ -221,7 +228,7 @@ mod tests {
     fn resource_requests_round_trip() {
         let line = serde_json::to_string(&Request::UpdateResources { id: "c".into(), memory_limit: Some(1 << 26) }).unwrap();
         assert!(matches!(serde_json::from_str(&line).unwrap(), Request::UpdateResources { memory_limit: Some(m), .. } if m == 1 << 26));
-        let usage = ContainerUsage { linear_memory_bytes: 1 << 20, memory_limit: 0 };
+        let usage = ContainerUsage { linear_memory_bytes: 1 << 20, memory_limit: 0, cpu_ns: Some(5) };
         let line = serde_json::to_string(&Response::Stats(usage)).unwrap();
         assert!(matches!(serde_json::from_str(&line).unwrap(), Response::Stats(u) if u == usage));
     }

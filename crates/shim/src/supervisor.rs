@@ -11,6 +11,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::atomic;
+use crate::container_thread::ContainerThread;
 use crate::cri_log::CriLog;
 use crate::executor::{Executor, StopHandle};
 use crate::limiter::MemoryCap;
@@ -39,6 +40,8 @@ enum Workload {
         cap: Arc<MemoryCap>,
         /// Its stdin for attach (CRI `stdin`).
         stdin: Option<Arc<crate::container_stdin::ContainerStdin>>,
+        /// Its thread: TID and CPU time.
+        thread: Arc<ContainerThread>,
     },
     Linux(Arc<LinuxContainer>),
 }
@@ -121,11 +124,27 @@ impl Supervisor {
                 let containers = self.lock();
                 let c = containers.get(&id).ok_or_else(|| not_found(&id))?;
                 Ok(Response::Stats(match &c.workload {
-                    Workload::Wasm { cap, .. } => {
-                        ContainerUsage { linear_memory_bytes: cap.current(), memory_limit: cap.limit().unwrap_or(0) }
-                    }
+                    Workload::Wasm { cap, thread, .. } => ContainerUsage {
+                        linear_memory_bytes: cap.current(),
+                        memory_limit: cap.limit().unwrap_or(0),
+                        cpu_ns: Some(thread.cpu_ns()),
+                    },
                     Workload::Linux(_) => ContainerUsage::default(),
                 }))
+            }
+            Request::JoinCgroup { id, tasks } => {
+                let mut containers = self.lock();
+                let c = containers.get_mut(&id).ok_or_else(|| not_found(&id))?;
+                let Workload::Wasm { thread, spec, .. } = &mut c.workload else {
+                    return Err(RemoteError::InvalidArgument(format!("container {id} is a Linux container: its processes are placed by libcontainer")));
+                };
+                let thread = Arc::clone(thread);
+                // Exec instances started from now on join it too.
+                spec.cgroup_tasks = tasks.clone();
+                drop(containers);
+                thread.join_cgroup(&tasks).map_err(RemoteError::FailedPrecondition)?;
+                tracing::info!(sandbox.id = %self.sandbox_id, container.id = %id, "container thread moved into its cgroup");
+                Ok(Response::Ok)
             }
             // Handled by the server, which owns the connection.
             Request::Subscribe | Request::Shutdown | Request::Exec { .. } | Request::ExecResize { .. } => Ok(Response::Ok),
@@ -155,14 +174,17 @@ impl Supervisor {
         let (go, started) = std::sync::mpsc::channel::<i64>();
         let this = Arc::clone(self);
         let thread_id = id.clone();
-        let (spec2, log2, stdin2, stop2, cap2) = (spec.clone(), log.clone(), stdin.clone(), stop.clone(), Arc::clone(&cap));
-        let workload = Workload::Wasm { spec, go: Some(go), log, stop, cap, stdin };
+        let thread = Arc::new(ContainerThread::default());
+        let (spec2, log2, stdin2, stop2, cap2, thread2) = (spec.clone(), log.clone(), stdin.clone(), stop.clone(), Arc::clone(&cap), Arc::clone(&thread));
+        let workload = Workload::Wasm { spec, go: Some(go), log, stop, cap, stdin, thread };
         self.insert(id.clone(), Container { workload, state: ContainerState::Created })?;
         let spawned = std::thread::Builder::new().name(format!("ctr-{}", &id[..id.len().min(12)])).spawn(move || {
             let _span = tracing::info_span!("container", sandbox.id = %this.sandbox_id, container.id = %thread_id).entered();
+            let entered = thread2.enter();
             let staged = this.executor.stage(prepared, &spec2, log2, stdin2, stop2, cap2);
             let Ok(started_at) = started.recv() else { return }; // removed before it started
             let outcome = staged.run();
+            drop(entered); // its CPU time is final before its exit is reported
             let record = ExitRecord {
                 started_at,
                 finished_at: now_nanos(),

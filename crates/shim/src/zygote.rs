@@ -31,6 +31,17 @@ struct SpawnRequest {
     /// A cgroup v2 directory to fork the shim straight into (`CLONE_INTO_CGROUP`).
     #[serde(default)]
     cgroup: Option<PathBuf>,
+    /// Artifacts for the zygote to map and link once it has answered, so that the shims it
+    /// forks from then on have them ready (see [`crate::preloaded`]).
+    #[serde(default)]
+    preload: Vec<Preload>,
+}
+
+/// An artifact to preload: its path and whether it is a component.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Preload {
+    artifact: PathBuf,
+    component: bool,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -59,6 +70,8 @@ pub struct Zygote {
     pid: u32,
     conn: tokio::sync::Mutex<Option<(tokio::io::BufReader<tokio::net::unix::OwnedReadHalf>, tokio::net::unix::OwnedWriteHalf)>>,
     std_conn: std::sync::Mutex<Option<UnixStream>>,
+    /// Artifacts asked for with [`Zygote::preload`], and those not yet sent with a request.
+    preloads: std::sync::Mutex<(std::collections::HashSet<PathBuf>, Vec<Preload>)>,
 }
 
 impl Zygote {
@@ -87,6 +100,7 @@ impl Zygote {
                     pid: pid as u32,
                     conn: tokio::sync::Mutex::new(None),
                     std_conn: std::sync::Mutex::new(Some(daemon_end)),
+                    preloads: std::sync::Mutex::new(Default::default()),
                 })
             }
         }
@@ -94,6 +108,17 @@ impl Zygote {
 
     pub fn pid(&self) -> u32 {
         self.pid
+    }
+
+    /// Asks the zygote to map and link the artifact at `artifact` (once per path), so that the
+    /// shims it forks later create containers of it without loading it: the request goes with
+    /// the next spawn, and the zygote loads it after answering that one.
+    pub fn preload(&self, artifact: &Path, component: bool) {
+        let mut guard = self.preloads.lock().unwrap_or_else(|e| e.into_inner());
+        let (asked, pending) = &mut *guard;
+        if asked.insert(artifact.to_owned()) {
+            pending.push(Preload { artifact: artifact.to_owned(), component });
+        }
     }
 
     /// Has the zygote fork a shim for `sandbox_id` serving in `dir`; returns its pid once its
@@ -117,7 +142,14 @@ impl Zygote {
             *guard = Some((tokio::io::BufReader::new(read), write));
         }
         let Some((read, write)) = guard.as_mut() else { unreachable!("set above") };
-        let request = SpawnRequest { sandbox_id: sandbox_id.into(), dir: dir.to_owned(), netns: netns.map(Path::to_owned), cgroup: cgroup.map(Path::to_owned) };
+        let preload = std::mem::take(&mut self.preloads.lock().unwrap_or_else(|e| e.into_inner()).1);
+        let request = SpawnRequest {
+            sandbox_id: sandbox_id.into(),
+            dir: dir.to_owned(),
+            netns: netns.map(Path::to_owned),
+            cgroup: cgroup.map(Path::to_owned),
+            preload,
+        };
         let mut line = serde_json::to_vec(&request)
             .map_err(|e| Error::Protocol(e.to_string()))?;
         line.push(b'\n');
@@ -157,11 +189,13 @@ fn zygote_main(conn: UnixStream) -> ! {
             Ok(_) => {}
         }
         let mut wants_spare = false;
+        let mut preload = Vec::new();
         let reply = match (serde_json::from_str::<SpawnRequest>(&line), &executor) {
             (Err(e), _) => SpawnReply::Failed { message: format!("bad spawn request: {e}") },
             (Ok(_), Err(e)) => SpawnReply::Failed { message: format!("the zygote has no engine: {e}") },
-            (Ok(req), Ok(executor)) => {
+            (Ok(mut req), Ok(executor)) => {
                 wants_spare = req.cgroup.is_none();
+                preload = std::mem::take(&mut req.preload);
                 match fork_shim(req, executor, &conn, &mut spare) {
                     Ok(Spawned { pid, placed }) => SpawnReply::Spawned { pid, placed },
                     Err(e) => SpawnReply::Failed { message: e.to_string() },
@@ -172,6 +206,14 @@ fn zygote_main(conn: UnixStream) -> ! {
         out.push(b'\n');
         if (&conn).write_all(&out).is_err() {
             std::process::exit(0);
+        }
+        // Before the next spare: it inherits them.
+        if let Ok(executor) = &executor {
+            for p in preload {
+                if let Err(e) = executor.preload(&p.artifact, p.component) {
+                    tracing::debug!(artifact = %p.artifact.display(), error = %e, "preloading an artifact");
+                }
+            }
         }
         if wants_spare
             && spare.is_none()

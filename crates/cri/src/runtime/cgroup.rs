@@ -99,6 +99,18 @@ impl Cgroups {
         self.shim_cgroup(pod)?.join(&name)
     }
 
+    /// Whether a Wasm container gets a thread cgroup of its own. Not in a BestEffort pod unless
+    /// its own limits need one ([`Resources::need_thread_cgroup`]): every container there has
+    /// kubelet's minimum weight and no limit, so a cgroup per thread would enforce nothing, and
+    /// making and removing it (three v1 hierarchies, or a threaded v2 cgroup) was a third of the
+    /// daemon's CPU time per pod lifecycle. The thread stays in the shim's cgroup, its CPU time
+    /// comes from the thread itself, and UpdateContainerResources makes the cgroup when limits
+    /// that need one arrive. Pods with requests or limits keep one per container, so siblings
+    /// are weighed against each other as kubelet expects.
+    pub fn wasm_thread_cgroup(pod: &PodCgroup, resources: Option<&Resources>) -> bool {
+        pod.qos != QosClass::BestEffort || resources.is_some_and(Resources::need_thread_cgroup)
+    }
+
     /// Makes the cgroup at [`container_path`](Self::container_path) and applies `resources`:
     /// the thread part ([`Resources::for_threads`]) for a Wasm container, all of them otherwise.
     pub fn create_container(&self, path: &CgroupPath, wasm: bool, resources: Option<&Resources>) -> Result<(), wasmlet_cgroups::Error> {

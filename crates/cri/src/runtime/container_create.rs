@@ -1,5 +1,6 @@
 //! CreateContainer: resolve the image, make the container's cgroup under the pod's and apply its
-//! resources, then either turn the CRI config into the small [`WasmSpec`] the shim runs (argv,
+//! resources (a Wasm container in a BestEffort pod gets none unless its limits need one: see
+//! [`cgroup::Cgroups::wasm_thread_cgroup`]), then either turn the CRI config into the small [`WasmSpec`] the shim runs (argv,
 //! env, preopens, log file; the container thread joins the cgroup when it starts; the shim's
 //! `oom_score_adj` raised) or, for a Linux image, prepare an OCI bundle (see [`linux`]) the shim
 //! creates with libcontainer; record it. The cgroup and bundle are rolled back on failure.
@@ -89,8 +90,9 @@ impl Runtime {
         let wasm = matches!(artifact, Artifact::Compiled(_));
         if let Some(cgroups) = &self.cgroups
             && !sandbox.cgroup_parent.is_empty()
+            && let pod = wasmlet_cgroups::PodCgroup::parse_parent(&sandbox.cgroup_parent)?
+            && (!wasm || cgroup::Cgroups::wasm_thread_cgroup(&pod, resources.as_ref()))
         {
-            let pod = wasmlet_cgroups::PodCgroup::parse_parent(&sandbox.cgroup_parent)?;
             let path = cgroups.container_path(&pod, &id, wasm)?;
             // Armed before the cgroup exists: whatever part of it was made goes if we fail.
             cgroup_guard = Some(CgroupGuard::new(cgroups, Some(path.clone())));
@@ -108,6 +110,10 @@ impl Runtime {
         let cgroup_time;
         match artifact {
             Artifact::Compiled(artifact) => {
+                if let Some(zygote) = &self.opts.zygote {
+                    // The next shims come with it linked.
+                    zygote.preload(&artifact, image.kind == "component");
+                }
                 let mut spec = wasm_spec(&config, &sandbox_config, &image, artifact, log_path.clone())?;
                 if let Some((cgroups, path)) = &cgroup {
                     // The thread joins it when the container starts: the cgroup is made while

@@ -1,4 +1,5 @@
-//! UpdateContainerResources: resize a container in place — its cgroup's values, the shim's
+//! UpdateContainerResources: resize a container in place — its cgroup's values (made now for a
+//! Wasm container that had none and gets limits a cgroup enforces), the shim's
 //! `oom_score_adj`, and the Wasm memory cap the running guest's limiter checks — then record the
 //! new resources so ContainerStatus reports them.
 
@@ -27,6 +28,24 @@ impl Runtime {
             && !c.cgroup.is_empty()
         {
             cgroups.apply_to_container(&wasmlet_cgroups::CgroupPath::new(&c.cgroup)?, &resources)?;
+        } else if let Some(cgroups) = &self.cgroups
+            && resources.need_thread_cgroup()
+            && let Ok(sandbox) = self.sandboxes.get(&c.sandbox_id)
+            && !sandbox.cgroup_parent.is_empty()
+        {
+            // A Wasm container of a BestEffort pod, whose thread has no cgroup of its own yet
+            // (a Linux container always has one when the pod has): make it and move the thread.
+            let pod = wasmlet_cgroups::PodCgroup::parse_parent(&sandbox.cgroup_parent)?;
+            let path = cgroups.container_path(&pod, &c.id, true)?;
+            let guard = cgroup::CgroupGuard::new(cgroups, Some(path.clone()));
+            cgroups.create_container(&path, true, Some(&resources))?;
+            self.shim(&c.sandbox_id).join_cgroup(&c.id, cgroups.thread_files(&path)).await?;
+            self.containers.update(&c.id, |rec| {
+                rec.cgroup = path.as_str().to_owned();
+                true
+            })?;
+            guard.disarm();
+            tracing::info!(sandbox.id = %c.sandbox_id, container.id = %c.id, cgroup = %path.as_str(), "container thread cgroup made for its new limits");
         }
         if new.oom_score_adj != 0
             && let Ok(sandbox) = self.sandboxes.get(&c.sandbox_id)

@@ -1,7 +1,8 @@
 //! ContainerStats and ListContainerStats. CPU comes from the container's cgroup (the container
 //! thread sits in it): `usage_core_nano_seconds` is its cumulative `cpuacct.usage` (v2
 //! `cpu.stat`), `usage_nano_cores` the rate since the previous sample kept in memory, as
-//! containerd does (the first sample is measured from the container's start). Memory is the
+//! containerd does (the first sample is measured from the container's start). A Wasm container
+//! without a cgroup of its own (BestEffort pods) reports its thread's CPU time, from the shim. Memory is the
 //! guest's linear memory as the shim's limiter last granted it: on v1 memory is charged per
 //! process, so a container's own cgroup has none (the pod's is in PodSandboxStats). Wasm
 //! containers have no writable layer.
@@ -47,30 +48,35 @@ impl Runtime {
             labels: c.config.labels.clone(),
             annotations: c.config.annotations.clone(),
         });
-        let cpu = self.container_cpu(c);
-        let memory = if c.state == ContainerState::Exited {
-            None
-        } else {
+        // The shim's view: linear memory, and the thread's CPU time for a Wasm container without
+        // a cgroup of its own (kept by the shim after the container exits).
+        let usage = if c.state != ContainerState::Exited || c.cgroup.is_empty() {
             match self.shim(&c.sandbox_id).stats(&c.id).await {
-                Ok(u) => {
-                    let bytes = Some(UInt64Value { value: u.linear_memory_bytes });
-                    Some(MemoryUsage {
-                        timestamp: now_nanos(),
-                        working_set_bytes: bytes,
-                        usage_bytes: bytes,
-                        rss_bytes: bytes,
-                        available_bytes: (u.memory_limit > 0)
-                            .then(|| UInt64Value { value: u.memory_limit.saturating_sub(u.linear_memory_bytes) }),
-                        page_faults: None,
-                        major_page_faults: None,
-                    })
-                }
+                Ok(u) => Some(u),
                 Err(e) => {
-                    tracing::debug!(container.id = %c.id, error = %e, "no memory stats from the shim");
+                    tracing::debug!(container.id = %c.id, error = %e, "no stats from the shim");
                     None
                 }
             }
+        } else {
+            None
         };
+        let cpu = match usage.and_then(|u| u.cpu_ns).filter(|_| c.cgroup.is_empty()) {
+            Some(ns) => Some(self.cpu_sample(c, ns)),
+            None => self.container_cpu(c),
+        };
+        let memory = usage.filter(|_| c.state != ContainerState::Exited).map(|u| {
+            let bytes = Some(UInt64Value { value: u.linear_memory_bytes });
+            MemoryUsage {
+                timestamp: now_nanos(),
+                working_set_bytes: bytes,
+                usage_bytes: bytes,
+                rss_bytes: bytes,
+                available_bytes: (u.memory_limit > 0).then(|| UInt64Value { value: u.memory_limit.saturating_sub(u.linear_memory_bytes) }),
+                page_faults: None,
+                major_page_faults: None,
+            }
+        });
         ContainerStats { attributes, cpu, memory, writable_layer: None, swap: None }
     }
 
@@ -87,10 +93,15 @@ impl Runtime {
                 return None;
             }
         };
+        Some(self.cpu_sample(c, usage))
+    }
+
+    /// A CPU sample of `usage_ns` cumulative ns, with the rate since the previous one.
+    fn cpu_sample(&self, c: &ContainerRecord, usage_ns: u64) -> CpuUsage {
         let now = now_nanos();
         let since = if c.started_at > 0 { c.started_at } else { c.created_at };
-        let rate = cgroups.nano_cores(&c.id, now, usage, since);
-        Some(cpu_usage(now, usage, rate))
+        let rate = self.cgroups.as_ref().map(|cg| cg.nano_cores(&c.id, now, usage_ns, since)).unwrap_or(0);
+        cpu_usage(now, usage_ns, rate)
     }
 }
 
