@@ -82,7 +82,7 @@ impl Runtime {
                 return;
             }
         };
-        for c in self.containers.list().into_iter().filter(|c| c.sandbox_id == sandbox_id) {
+        for c in self.containers.matching(|c| c.sandbox_id == sandbox_id) {
             let shim_state = known.iter().find(|(id, _)| *id == c.id).map(|(_, s)| s.clone());
             let _ = self.containers.update(&c.id, |rec| match &shim_state {
                 Some(ShimState::Exited(exit)) => rec.exited(exit),
@@ -100,7 +100,7 @@ impl Runtime {
 
     /// Settles every not-yet-exited container of a sandbox from the exit files its shim wrote.
     pub(crate) fn settle_lost_containers(&self, sandbox_id: &str, why: &str) {
-        for c in self.containers.list().into_iter().filter(|c| c.sandbox_id == sandbox_id) {
+        for c in self.containers.matching(|c| c.sandbox_id == sandbox_id) {
             if matches!(c.state, ContainerState::Running | ContainerState::Unknown | ContainerState::Created) {
                 let _ = self.containers.update(&c.id, |rec| self.exit_from_disk(sandbox_id, rec, why));
             }

@@ -23,7 +23,7 @@ pub struct Runtime {
     /// runs pods without cgroups and says so at start-up).
     pub(crate) cgroups: Option<crate::runtime::Cgroups>,
     /// One client per pod's shim, so its idle connections are reused across RPCs.
-    shims: Mutex<std::collections::HashMap<String, ShimClient>>,
+    shims: Mutex<ShimClients>,
 }
 
 impl Runtime {
@@ -67,20 +67,19 @@ impl Runtime {
             names,
             pod_cidr: Mutex::new(String::new()),
             cgroups,
-            shims: Mutex::new(std::collections::HashMap::new()),
+            shims: Mutex::new(ShimClients::default()),
         });
         runtime.recover().await;
         Ok(runtime)
     }
 
     pub(crate) fn shim(&self, sandbox_id: &str) -> ShimClient {
-        let mut shims = self.shims.lock().unwrap_or_else(|e| e.into_inner());
-        shims.entry(sandbox_id.to_owned()).or_insert_with(|| ShimClient::new(&self.opts.shim_dir(sandbox_id))).clone()
+        self.shims.lock().unwrap_or_else(|e| e.into_inner()).get(sandbox_id, || ShimClient::new(&self.opts.shim_dir(sandbox_id)))
     }
 
     /// Drops the client (and its idle connections) of a pod whose shim is gone.
     pub(crate) fn forget_shim(&self, sandbox_id: &str) {
-        self.shims.lock().unwrap_or_else(|e| e.into_inner()).remove(sandbox_id);
+        self.shims.lock().unwrap_or_else(|e| e.into_inner()).clients.remove(sandbox_id);
     }
 
     /// Runs blocking image-store work off the async threads.
@@ -96,11 +95,63 @@ impl Runtime {
     }
 }
 
+/// The shim clients of the most recently used pods, whose idle connections the next calls reuse
+/// (a connection is a descriptor here and a thread in the shim). Bounded, so that a node of
+/// thousands of idle pods does not hold a connection and a shim thread per pod: at 10 000 pods
+/// that was 20 000 descriptors (this host's limit) and 10 000 threads. A pod's exit subscription
+/// is separate and always kept.
+#[derive(Default)]
+pub(crate) struct ShimClients {
+    clients: std::collections::HashMap<String, (u64, ShimClient)>,
+    uses: u64,
+}
+
+/// Pods whose clients (and idle connections) are kept.
+const CACHED_SHIM_CLIENTS: usize = 256;
+
+impl ShimClients {
+    fn get(&mut self, sandbox_id: &str, new: impl FnOnce() -> ShimClient) -> ShimClient {
+        self.uses += 1;
+        let uses = self.uses;
+        if let Some((used, client)) = self.clients.get_mut(sandbox_id) {
+            *used = uses;
+            return client.clone();
+        }
+        if self.clients.len() >= CACHED_SHIM_CLIENTS
+            && let Some(oldest) = self.clients.iter().min_by_key(|(_, (used, _))| *used).map(|(id, _)| id.clone())
+        {
+            self.clients.remove(&oldest);
+        }
+        let client = new();
+        self.clients.insert(sandbox_id.to_owned(), (uses, client.clone()));
+        client
+    }
+}
+
 /// Requires a non-empty id field, naming it in the error.
 pub(crate) fn require<'a>(value: &'a str, field: &str) -> Result<&'a str, Error> {
     if value.is_empty() {
         Err(Error::InvalidArgument(format!("{field} is required")))
     } else {
         Ok(value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_least_recently_used_shim_client_goes_first() {
+        let mut clients = ShimClients::default();
+        let new = || ShimClient::new(std::path::Path::new("/nonexistent"));
+        for i in 0..CACHED_SHIM_CLIENTS {
+            clients.get(&format!("pod{i}"), new);
+        }
+        clients.get("pod0", new); // used again: pod1 is now the oldest
+        clients.get("one-more", new);
+        assert_eq!(clients.clients.len(), CACHED_SHIM_CLIENTS);
+        assert!(clients.clients.contains_key("pod0") && clients.clients.contains_key("one-more"));
+        assert!(!clients.clients.contains_key("pod1"));
     }
 }

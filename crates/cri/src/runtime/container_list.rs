@@ -10,13 +10,14 @@ impl Runtime {
         let filter = req.filter.unwrap_or_default();
         let mut containers: Vec<_> = self
             .containers
-            .list()
-            .into_iter()
-            .filter(|c| id_matches(&filter.id, &c.id))
-            .filter(|c| id_matches(&filter.pod_sandbox_id, &c.sandbox_id))
-            .filter(|c| filter.state.as_ref().is_none_or(|st| st.state == c.state.to_cri()))
-            .filter(|c| labels_match(&filter.label_selector, &c.config.labels))
-            .map(|c| convert::container(&c))
+            .matching(|c| {
+                id_matches(&filter.id, &c.id)
+                    && id_matches(&filter.pod_sandbox_id, &c.sandbox_id)
+                    && filter.state.as_ref().is_none_or(|st| st.state == c.state.to_cri())
+                    && labels_match(&filter.label_selector, &c.config.labels)
+            })
+            .iter()
+            .map(convert::container)
             .collect();
         containers.sort_by_key(|c| std::cmp::Reverse(c.created_at));
         Ok(ListContainersResponse { containers })

@@ -10,12 +10,13 @@ impl Runtime {
         let filter = req.filter.unwrap_or_default();
         let mut items: Vec<_> = self
             .sandboxes
-            .list()
-            .into_iter()
-            .filter(|s| id_matches(&filter.id, &s.id))
-            .filter(|s| filter.state.as_ref().is_none_or(|st| st.state == s.state.to_cri()))
-            .filter(|s| labels_match(&filter.label_selector, &s.config.labels))
-            .map(|s| convert::sandbox(&s))
+            .matching(|s| {
+                id_matches(&filter.id, &s.id)
+                    && filter.state.as_ref().is_none_or(|st| st.state == s.state.to_cri())
+                    && labels_match(&filter.label_selector, &s.config.labels)
+            })
+            .iter()
+            .map(convert::sandbox)
             .collect();
         items.sort_by_key(|s| std::cmp::Reverse(s.created_at));
         Ok(ListPodSandboxResponse { items })

@@ -22,7 +22,7 @@ impl Runtime {
         let fresh = self.sandboxes.get(&sandbox.id)?;
         self.detach_network(&fresh).await?;
         self.remove_netns(&fresh)?;
-        let containers: Vec<_> = self.containers.list().into_iter().filter(|c| c.sandbox_id == sandbox.id).collect();
+        let containers: Vec<_> = self.containers.matching(|c| c.sandbox_id == sandbox.id);
         self.remove_pod_cgroups(&sandbox, &containers).await?;
         for c in containers {
             crate::runtime::linux::rootfs::remove(&crate::runtime::linux::rootfs::bundle_dir(&self.opts.state, &c.id));

@@ -49,9 +49,8 @@ impl Runtime {
         }
         let containers_statuses = self
             .containers
-            .list()
+            .matching(|c| c.sandbox_id == s.id)
             .iter()
-            .filter(|c| c.sandbox_id == s.id)
             .map(convert::container_status)
             .collect();
         Ok(PodSandboxStatusResponse { status: Some(status), info, containers_statuses, timestamp: now_nanos() })

@@ -16,7 +16,7 @@ impl Runtime {
 
     pub(crate) async fn stop_sandbox(&self, sandbox_id: &str) -> Result<(), Error> {
         let shim = self.shim(sandbox_id);
-        for c in self.containers.list().into_iter().filter(|c| c.sandbox_id == sandbox_id) {
+        for c in self.containers.matching(|c| c.sandbox_id == sandbox_id) {
             if c.state == ContainerState::Running {
                 self.stop_in_shim(&c.id, sandbox_id, 0).await?;
             }

@@ -27,14 +27,10 @@ impl Runtime {
     pub async fn list_container_stats(&self, req: ListContainerStatsRequest) -> Result<ListContainerStatsResponse, Error> {
         let filter = req.filter.unwrap_or_default();
         let mut stats = Vec::new();
-        for c in self.containers.list() {
-            let labels = c.config.labels.clone();
-            if !id_matches(&filter.id, &c.id)
-                || !id_matches(&filter.pod_sandbox_id, &c.sandbox_id)
-                || !labels_match(&filter.label_selector, &labels)
-            {
-                continue;
-            }
+        let selected = self.containers.matching(|c| {
+            id_matches(&filter.id, &c.id) && id_matches(&filter.pod_sandbox_id, &c.sandbox_id) && labels_match(&filter.label_selector, &c.config.labels)
+        });
+        for c in selected {
             stats.push(self.stats_of(&c).await);
         }
         Ok(ListContainerStatsResponse { stats })

@@ -64,7 +64,7 @@ impl Runtime {
             });
         }
         let mut containers = Vec::new();
-        for c in self.containers.list().into_iter().filter(|c| c.sandbox_id == s.id) {
+        for c in self.containers.matching(|c| c.sandbox_id == s.id) {
             containers.push(self.stats_of(&c).await);
         }
         Ok(PodSandboxStats {
