@@ -15,6 +15,7 @@ pub(crate) mod linux;
 mod log_reopen;
 mod port_forward;
 mod process_args;
+mod process_exit;
 mod runtime_config;
 mod sandbox_list;
 pub(crate) mod sandbox_network;
