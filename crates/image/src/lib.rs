@@ -22,6 +22,7 @@ mod reference;
 mod registry;
 mod remove;
 mod resolve;
+mod resolve_fast;
 mod staging;
 mod store;
 mod tar_find;

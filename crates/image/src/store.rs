@@ -52,9 +52,11 @@ pub struct ImageStore {
     lock_path: PathBuf,
     pub(crate) records: Records,
     /// The engine and its compat hash, created on first compile unless given to `with_engine`.
-    engine: OnceLock<(Engine, String)>,
+    pub(crate) engine: OnceLock<(Engine, String)>,
     /// Pulls in flight in this process, one per reference at a time.
     pub(crate) pulls: crate::pull::InFlight,
+    /// The records as `list` last read them, for [`ImageStore::resolve_compiled_fast`].
+    pub(crate) records_copy: crate::resolve_fast::RecordsCopy,
 }
 
 impl std::fmt::Debug for ImageStore {
@@ -79,6 +81,7 @@ impl ImageStore {
             records: Records::new(root.join("records")),
             engine: OnceLock::new(),
             pulls: Default::default(),
+            records_copy: Default::default(),
             root,
         };
         for dir in [
@@ -113,7 +116,13 @@ impl ImageStore {
 
     /// Every image, oldest first. Unreadable records are logged and skipped.
     pub fn list(&self) -> Result<Vec<ImageRecord>, Error> {
+        let before = crate::resolve_fast::RecordsCopy::before_reading(self.records.dir());
         let (records, errors) = self.records.load_all()?;
+        if let Some(before) = before
+            && errors.is_empty()
+        {
+            self.records_copy.keep(before, &records);
+        }
         for error in errors {
             tracing::warn!(error = %error, "skipping an unreadable image record");
         }

@@ -58,10 +58,13 @@ impl Runtime {
         let smd = sandbox.config.metadata.clone().unwrap_or_default();
         let name = format!("{}_{}_{}_{}_{}", md.name, smd.name, smd.namespace, smd.uid, md.attempt);
 
-        // One hop to the blocking pool: this is the container start path.
+        // From memory when the store can answer so (a Wasm image by tag or digest, already
+        // compiled, records unchanged); else one hop to the blocking pool.
+        let fast = self.images.resolve_compiled_fast(&image_ref).map(|(image, path)| (image, Artifact::Compiled(path)));
         let lookup = image_ref.clone();
-        let (image, artifact) = self
-            .with_images(move |images| {
+        let (image, artifact) = match fast {
+            Some(found) => found,
+            None => self.with_images(move |images| {
                 let Some(image) = images.resolve(&lookup)? else { return Ok(None) };
                 let artifact = match image.is_linux() {
                     true => Artifact::Layers(images.snapshot_dirs(&image)),
@@ -70,7 +73,8 @@ impl Runtime {
                 Ok(Some((image, artifact)))
             })
             .await?
-            .ok_or_else(|| Error::NotFound(format!("image {image_ref:?} not found: pull or import it first")))?;
+            .ok_or_else(|| Error::NotFound(format!("image {image_ref:?} not found: pull or import it first")))?,
+        };
         if let Artifact::Layers(_) = &artifact
             && self.opts.handlers.kind(&sandbox.runtime_handler) == Some(crate::handlers::HandlerKind::WasmOnly)
         {
