@@ -1,7 +1,8 @@
-//! The runtime's records, kept in memory and on disk: one JSON file per record, written
-//! atomically before the RPC that changed it answers, and read back at start-up.
+//! The runtime's records, kept in memory and on disk: a journal of JSON lines per kind, appended
+//! before the RPC that changed a record answers, and replayed at start-up.
 
 mod container;
+mod journal;
 mod records;
 mod sandbox;
 
