@@ -4,7 +4,7 @@
 use crate::digest::{is_hex64, is_lower_hex};
 use crate::error::Error;
 use crate::record::ImageRecord;
-use crate::reference::normalize;
+use crate::reference::{Reference, normalize};
 use crate::store::ImageStore;
 
 /// Shortest id prefix accepted (docker's short ids are 12 hex characters).
@@ -18,6 +18,27 @@ pub(crate) enum Matched {
     Tag(String),
     /// The `repo@digest` that matched.
     Digest(String),
+}
+
+/// Whether `reference` may name an image by id or id prefix (`sha256:…`, or 12+ hex digits).
+pub(crate) fn may_be_id(reference: &str) -> bool {
+    reference.starts_with("sha256:") || (reference.len() >= MIN_PREFIX && is_lower_hex(reference))
+}
+
+/// The newest of `records` (oldest first, as [`ImageStore::list`] gives them) that a normalised
+/// tag or digest reference names: while a tag moves to a new image, both records may briefly
+/// carry it.
+pub(crate) fn find_by_name<'a>(records: &'a [ImageRecord], wanted: &Reference) -> Option<(&'a ImageRecord, Matched)> {
+    match &wanted.digest {
+        Some(digest) => {
+            let repo_digest = format!("{}@{digest}", wanted.name());
+            records.iter().rev().find(|r| r.repo_digests.contains(&repo_digest)).map(|r| (r, Matched::Digest(repo_digest)))
+        }
+        None => {
+            let tag = wanted.to_string();
+            records.iter().rev().find(|r| r.repo_tags.contains(&tag)).map(|r| (r, Matched::Tag(tag)))
+        }
+    }
 }
 
 impl ImageStore {
@@ -64,26 +85,8 @@ impl ImageStore {
             return Ok(None);
         }
         let wanted = normalize(reference)?;
-        // Newest first: while a tag moves to a new image, both records may briefly carry it.
-        let mut records = self.list()?;
-        records.reverse();
-        let found = match &wanted.digest {
-            Some(digest) => {
-                let repo_digest = format!("{}@{digest}", wanted.name());
-                records
-                    .into_iter()
-                    .find(|r| r.repo_digests.contains(&repo_digest))
-                    .map(|r| (r, Matched::Digest(repo_digest)))
-            }
-            None => {
-                let tag = wanted.to_string();
-                records
-                    .into_iter()
-                    .find(|r| r.repo_tags.contains(&tag))
-                    .map(|r| (r, Matched::Tag(tag)))
-            }
-        };
-        Ok(found)
+        let records = self.list()?;
+        Ok(find_by_name(&records, &wanted).map(|(r, matched)| (r.clone(), matched)))
     }
 }
 

@@ -11,9 +11,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use crate::digest::is_lower_hex;
 use crate::record::ImageRecord;
 use crate::reference::normalize;
+use crate::resolve::{find_by_name, may_be_id};
 use crate::store::{ImageStore, compiled_name};
 
 /// How much older than the copy the directory's modification time must be to trust the copy.
@@ -57,22 +57,11 @@ impl ImageStore {
     /// and two `stat`s, or `None` when that is not enough to answer (see the module doc):
     /// never blocks for longer than that, so it may run on an async thread.
     pub fn resolve_compiled_fast(&self, reference: &str) -> Option<(ImageRecord, PathBuf)> {
-        if reference.starts_with("sha256:") || (reference.len() >= 12 && is_lower_hex(reference)) {
-            return None; // an id or id prefix
+        if may_be_id(reference) {
+            return None;
         }
         let records = self.records_copy.get(self.records.dir())?;
-        let wanted = normalize(reference).ok()?;
-        // Newest first, as `resolve` does.
-        let image = match &wanted.digest {
-            Some(digest) => {
-                let repo_digest = format!("{}@{digest}", wanted.name());
-                records.iter().rev().find(|r| r.repo_digests.contains(&repo_digest))
-            }
-            None => {
-                let tag = wanted.to_string();
-                records.iter().rev().find(|r| r.repo_tags.contains(&tag))
-            }
-        }?;
+        let (image, _) = find_by_name(&records, &normalize(reference).ok()?)?;
         if image.is_linux() {
             return None;
         }

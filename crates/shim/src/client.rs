@@ -93,18 +93,15 @@ impl ShimClient {
     /// Sends one request and returns its response; a shim-side error becomes [`Error::Remote`].
     pub async fn call(&self, request: &Request) -> Result<Response, Error> {
         let pooled = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
-        let (mut conn, line) = match pooled {
-            Some(mut conn) => match self.exchange(&mut conn, request).await {
-                Ok(line) => (conn, line),
-                // An idle connection the shim has closed (it restarted its listener, or exited:
-                // then the fresh one fails too). The shim answers every request it reads before
-                // it closes a connection, so no answer means it did not act on this one.
-                Err(_) => {
-                    let mut conn = self.open().await?;
-                    let line = self.exchange(&mut conn, request).await?;
-                    (conn, line)
-                }
-            },
+        // An idle connection the shim has closed (it restarted its listener, or exited: then the
+        // fresh one fails too) gets no answer. The shim answers every request it reads before it
+        // closes a connection, so no answer means it did not act on this one: retry on a new one.
+        let reused = match pooled {
+            Some(mut conn) => self.exchange(&mut conn, request).await.ok().map(|line| (conn, line)),
+            None => None,
+        };
+        let (mut conn, line) = match reused {
+            Some(answered) => answered,
             None => {
                 let mut conn = self.open().await?;
                 let line = self.exchange(&mut conn, request).await?;

@@ -56,12 +56,17 @@ impl ContainerThread {
                 tid => break tid,
             }
         };
-        for file in files {
-            std::fs::write(file, tid.to_string())
-                .map_err(|e| format!("moving the container thread {tid} into its cgroup: writing {}: {e}", file.display()))?;
-        }
-        Ok(())
+        write_tid(tid, files)
     }
+}
+
+/// Writes `tid` into each `tasks` / `cgroup.threads` file, moving that thread into the cgroup.
+pub(crate) fn write_tid(tid: libc::pid_t, files: &[PathBuf]) -> Result<(), String> {
+    for file in files {
+        std::fs::write(file, tid.to_string())
+            .map_err(|e| format!("moving the container thread {tid} into its cgroup: writing {}: {e}", file.display()))?;
+    }
+    Ok(())
 }
 
 /// The container's thread is running; see [`ContainerThread::enter`].

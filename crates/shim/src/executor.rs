@@ -354,10 +354,7 @@ fn join_cgroup(files: &[std::path::PathBuf]) -> Result<(), String> {
     let start = std::time::Instant::now();
     // SAFETY: gettid has no arguments and cannot fail.
     let tid = unsafe { libc::gettid() };
-    for file in files {
-        std::fs::write(file, tid.to_string())
-            .map_err(|e| format!("moving the container thread {tid} into its cgroup: writing {}: {e}", file.display()))?;
-    }
+    crate::container_thread::write_tid(tid, files)?;
     tracing::debug!(tid, files = files.len(), cgroup.join_us = start.elapsed().as_micros() as u64, "container thread joined its cgroup");
     Ok(())
 }

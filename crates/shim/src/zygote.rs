@@ -116,7 +116,8 @@ impl Zygote {
     pub fn preload(&self, artifact: &Path, component: bool) {
         let mut guard = self.preloads.lock().unwrap_or_else(|e| e.into_inner());
         let (asked, pending) = &mut *guard;
-        if asked.insert(artifact.to_owned()) {
+        if !asked.contains(artifact) {
+            asked.insert(artifact.to_owned());
             pending.push(Preload { artifact: artifact.to_owned(), component });
         }
     }

@@ -88,14 +88,7 @@ impl Runtime {
             match tokio::join!(self.spawn_shim(&id, &shim_dir, netns.as_deref(), None), async { setup_cgroups() }) {
                 (spawned, Ok(made)) => (spawned, made),
                 (spawned, Err(e)) => {
-                    if spawned.is_ok() {
-                        let _ = self.shim(&id).shutdown().await;
-                        self.forget_shim(&id);
-                    }
-                    let _ = std::fs::remove_dir_all(&shim_dir);
-                    if let Some(pin) = &netns {
-                        let _ = wasmlet_shim::netns::remove(pin);
-                    }
+                    self.abandon_shim(&id, &shim_dir, netns.as_deref(), spawned.is_ok()).await;
                     return Err(e);
                 }
             }
@@ -104,10 +97,7 @@ impl Runtime {
         let (shim_pid, placed) = match spawned {
             Ok(spawned) => spawned,
             Err(e) => {
-                let _ = std::fs::remove_dir_all(&shim_dir);
-                if let Some(pin) = &netns {
-                    let _ = wasmlet_shim::netns::remove(pin);
-                }
+                self.abandon_shim(&id, &shim_dir, netns.as_deref(), false).await;
                 return Err(e.into());
             }
         };
@@ -116,12 +106,7 @@ impl Runtime {
         if let (Some(cgroups), Some(path), false) = (&self.cgroups, &shim_cgroup, placed)
             && let Err(e) = cgroups.manager.add_task(path, wasmlet_cgroups::Task::Process(shim_pid))
         {
-            let _ = self.shim(&id).shutdown().await;
-            self.forget_shim(&id);
-            if let Some(pin) = &netns {
-                let _ = wasmlet_shim::netns::remove(pin);
-            }
-            let _ = std::fs::remove_dir_all(&shim_dir);
+            self.abandon_shim(&id, &shim_dir, netns.as_deref(), true).await;
             return Err(e.into());
         }
         let attach_time = attach_start.elapsed();
@@ -130,10 +115,7 @@ impl Runtime {
                 Ok(cni) => cni,
                 Err(e) => {
                     // The plugins already run were undone by the CNI layer; now the rest.
-                    let _ = self.shim(&id).shutdown().await;
-                    self.forget_shim(&id);
-                    let _ = wasmlet_shim::netns::remove(pin);
-                    let _ = std::fs::remove_dir_all(&shim_dir);
+                    self.abandon_shim(&id, &shim_dir, Some(pin), true).await;
                     return Err(e);
                 }
             },
@@ -192,6 +174,19 @@ impl Runtime {
         );
         tracing::info!(sandbox.id = %id, shim.pid = shim_pid, ips = ?record.ips, "pod sandbox ready");
         Ok(RunPodSandboxResponse { pod_sandbox_id: id })
+    }
+
+    /// Undoes a shim start RunPodSandbox gives up on: shuts the shim down if it `started`,
+    /// unpins the pod's network namespace and removes the shim's directory.
+    async fn abandon_shim(&self, id: &str, shim_dir: &std::path::Path, netns: Option<&std::path::Path>, started: bool) {
+        if started {
+            let _ = self.shim(id).shutdown().await;
+            self.forget_shim(id);
+        }
+        if let Some(pin) = netns {
+            let _ = wasmlet_shim::netns::remove(pin);
+        }
+        let _ = std::fs::remove_dir_all(shim_dir);
     }
 
     /// Forks the shim from the zygote (born in the cgroup v2 directory `cgroup` if given), or
