@@ -224,7 +224,8 @@ async fn created_containers_that_never_start_leave_no_thread() {
     for i in 0..20 {
         ids.push(d.create(&sandbox, &format!("never-{i}"), LOGGER_P1.image, &["10"], &[], vec![]).await);
     }
-    assert!(threads() >= before + 20, "a thread per created container: {before} → {}", threads());
+    // The first container runs on the thread the shim started ahead (counted in `before`).
+    assert!(threads() >= before + 19, "a thread per created container: {before} → {}", threads());
     for id in ids {
         d.rt().remove_container(cri::RemoveContainerRequest { container_id: id }).await.unwrap();
     }

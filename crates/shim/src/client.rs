@@ -123,6 +123,20 @@ impl ShimClient {
         }
     }
 
+    /// Opens a connection ahead of the first call, so the shim's accept and the thread that will
+    /// serve it happen off that call's path. Does nothing if an idle connection is already kept.
+    pub async fn warm(&self) -> Result<(), Error> {
+        if !self.idle.lock().unwrap_or_else(|e| e.into_inner()).is_empty() {
+            return Ok(());
+        }
+        let conn = self.open().await?;
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        if idle.len() < MAX_IDLE {
+            idle.push(conn);
+        }
+        Ok(())
+    }
+
     pub async fn subscribe(&self) -> Result<Subscription, Error> {
         let (mut lines, write) = self.connect(&Request::Subscribe).await?;
         lines

@@ -55,12 +55,13 @@ impl WasiView for P2Host {
 }
 
 /// The engine and the two linkers, made once per shim (or once per zygote, shared by fork), and
-/// the artifacts the zygote linked ahead of time.
+/// the artifacts the zygote linked ahead of time. A clone shares the linkers: a deep copy of
+/// their WASI definitions cost every forked shim ~35 copy-on-write faults and their copying.
 #[derive(Clone)]
 pub(crate) struct Executor {
     engine: Engine,
-    p1: Linker<P1Host>,
-    p2: ComponentLinker<P2Host>,
+    p1: Arc<Linker<P1Host>>,
+    p2: Arc<ComponentLinker<P2Host>>,
     preloaded: Preloaded,
 }
 
@@ -125,7 +126,7 @@ impl Executor {
         let mut p2 = ComponentLinker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut p2)
             .map_err(|e| Error::Protocol(format!("linking WASI p2: {e:#}")))?;
-        Ok(Executor { engine, p1, p2, preloaded: Preloaded::default() })
+        Ok(Executor { engine, p1: Arc::new(p1), p2: Arc::new(p2), preloaded: Preloaded::default() })
     }
 
     pub fn engine(&self) -> &Engine {

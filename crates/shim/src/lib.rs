@@ -22,6 +22,7 @@ mod preloaded;
 pub mod linux;
 pub mod netns;
 mod proc_title;
+mod ready_thread;
 pub mod protocol;
 pub mod server;
 pub mod spawn;

@@ -54,6 +54,8 @@ pub(crate) struct Supervisor {
     /// Signalled whenever a container exits.
     exited: Condvar,
     subscribers: Mutex<Vec<UnixStream>>,
+    /// A thread started ahead for the first container.
+    ready_thread: crate::ready_thread::ReadyThread,
 }
 
 type Reply = Result<Response, RemoteError>;
@@ -67,7 +69,13 @@ impl Supervisor {
             containers: Mutex::new(HashMap::new()),
             exited: Condvar::new(),
             subscribers: Mutex::new(Vec::new()),
+            ready_thread: Default::default(),
         }
+    }
+
+    /// Starts the thread the first container will run on (see [`crate::ready_thread`]).
+    pub fn prepare_thread(&self) {
+        self.ready_thread.prepare();
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Container>> {
@@ -178,7 +186,7 @@ impl Supervisor {
         let (spec2, log2, stdin2, stop2, cap2, thread2) = (spec.clone(), log.clone(), stdin.clone(), stop.clone(), Arc::clone(&cap), Arc::clone(&thread));
         let workload = Workload::Wasm { spec, go: Some(go), log, stop, cap, stdin, thread };
         self.insert(id.clone(), Container { workload, state: ContainerState::Created })?;
-        let spawned = std::thread::Builder::new().name(format!("ctr-{}", &id[..id.len().min(12)])).spawn(move || {
+        let spawned = self.ready_thread.run(format!("ctr-{}", &id[..id.len().min(12)]), move || {
             let _span = tracing::info_span!("container", sandbox.id = %this.sandbox_id, container.id = %thread_id).entered();
             let entered = thread2.enter();
             let staged = this.executor.stage(prepared, &spec2, log2, stdin2, stop2, cap2);

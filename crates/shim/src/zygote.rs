@@ -174,6 +174,7 @@ fn zygote_main(conn: UnixStream) -> ! {
         libc::signal(libc::SIGCHLD, libc::SIG_IGN);
     }
     let _ = std::env::set_current_dir("/");
+    crate::server::one_malloc_arena();
     crate::proc_title::set("wasmlet zygote");
     let executor = Executor::new();
     // Reads through a borrow, not a clone: a cloned descriptor would be inherited by every shim
@@ -195,7 +196,7 @@ fn zygote_main(conn: UnixStream) -> ! {
             (Err(e), _) => SpawnReply::Failed { message: format!("bad spawn request: {e}") },
             (Ok(_), Err(e)) => SpawnReply::Failed { message: format!("the zygote has no engine: {e}") },
             (Ok(mut req), Ok(executor)) => {
-                wants_spare = req.cgroup.is_none();
+                wants_spare = req.cgroup.is_none() && std::env::var_os("WASMLET_NO_SPARE").is_none();
                 preload = std::mem::take(&mut req.preload);
                 match fork_shim(req, executor, &conn, &mut spare) {
                     Ok(Spawned { pid, placed }) => SpawnReply::Spawned { pid, placed },

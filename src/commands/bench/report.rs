@@ -61,7 +61,7 @@ pub(crate) fn lifecycle_rate(samples: &[Sample], concurrency: usize) -> f64 {
 
 /// `second / first` for each phase at p50 and p99.
 pub(crate) fn print_ratios(first: &str, second: &str, a: &[Sample], b: &[Sample]) {
-    println!("ratio {second} / {first} (>1: the first is faster)");
+    println!("ratio: time on {second} ÷ time on {first} (>1: {first} is faster)");
     println!("{:<16} {:>10} {:>10}", "phase", "p50", "p99");
     for (name, f) in PHASES {
         let (va, vb) = (sorted(a, f), sorted(b, f));

@@ -161,6 +161,7 @@ impl Runtime {
         let runtime = Arc::clone(self);
         let watched = id.clone();
         tokio::spawn(async move {
+            let _ = runtime.shim(&watched).warm().await;
             if !runtime.watch_shim(&watched).await {
                 tracing::warn!(sandbox.id = %watched, "shim stopped answering right after start");
             }
