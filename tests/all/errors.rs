@@ -1,6 +1,8 @@
 //! Error answers kubelet relies on: NotFound for unknown ids, idempotent removes, InvalidArgument
 //! naming the missing field, AlreadyExists for a reused name, Unimplemented for what is not built.
 
+use std::time::Duration;
+
 use tonic::Code;
 use wasmlet_cri::k8s_cri::v1 as cri;
 
@@ -183,4 +185,45 @@ async fn errors_have_the_right_codes_and_name_what_is_wrong() {
     }
     assert!(rt.list_container_stats(cri::ListContainerStatsRequest::default()).await.is_ok());
     assert!(rt.list_pod_sandbox_stats(cri::ListPodSandboxStatsRequest::default()).await.is_ok());
+}
+
+/// A module whose import no host provides (`env.nope`), hand-encoded: the image imports (it
+/// compiles), but the shim cannot link it. As with containerd, whose CreateContainer does not
+/// reach the runtime, that is StartContainer's error: the container is then EXITED with reason
+/// StartError and exit code 128, can be removed, and its pod and its siblings carry on.
+const UNLINKABLE: &[u8] = &[
+    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, // magic, version
+    0x01, 0x04, 0x01, 0x60, 0x00, 0x00, // type: () -> ()
+    0x02, 0x0c, 0x01, 0x03, b'e', b'n', b'v', 0x04, b'n', b'o', b'p', b'e', 0x00, 0x00, // import env.nope
+    0x03, 0x02, 0x01, 0x00, // one function of type 0
+    0x07, 0x0a, 0x01, 0x06, b'_', b's', b't', b'a', b'r', b't', 0x00, 0x01, // export _start = func 1
+    0x0a, 0x04, 0x01, 0x02, 0x00, 0x0b, // its body: end
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_module_the_shim_cannot_link_fails_its_start_and_leaves_the_pod_usable() {
+    let d = Daemon::start("errors-unlinkable", &[HELLO_P1]).await;
+    let wasm = d.state.join("unlinkable.wasm");
+    std::fs::write(&wasm, UNLINKABLE).unwrap();
+    import(wasm.to_str().unwrap(), "localhost/unlinkable:v1", &d.root);
+    let sandbox = d.run_pod("unlinkable").await;
+    let bad = d.create(&sandbox, "bad", "localhost/unlinkable:v1", &[], &[], vec![]).await;
+    assert_eq!(d.status(&bad).await.state, cri::ContainerState::ContainerCreated as i32);
+
+    let refused = d.rt().start_container(cri::StartContainerRequest { container_id: bad.clone() }).await;
+    expect_error("StartContainer of a module that cannot be linked", refused, Code::InvalidArgument, &["env", "nope"]);
+    let s = d.status(&bad).await;
+    assert_eq!((s.state, s.exit_code, s.reason.as_str()), (cri::ContainerState::ContainerExited as i32, 128, "StartError"), "{s:?}");
+    assert!(s.message.contains("nope"), "the reason is kept: {s:?}");
+    assert!(s.finished_at > 0 && s.started_at == 0, "{s:?}");
+    let again = d.rt().start_container(cri::StartContainerRequest { container_id: bad.clone() }).await;
+    expect_error("StartContainer of an exited container", again, Code::FailedPrecondition, &[&bad]);
+
+    // The pod is untouched: a sibling runs, and the failed one is removed like any other.
+    let good = d.create(&sandbox, "good", HELLO_P1.image, &[], &[], vec![]).await;
+    d.start_container(&good).await;
+    assert_eq!(d.wait_exited(&good, Duration::from_secs(10)).await.exit_code, 0);
+    d.rt().remove_container(cri::RemoveContainerRequest { container_id: bad.clone() }).await.expect("RemoveContainer of the failed one");
+    let gone = d.rt().container_status(cri::ContainerStatusRequest { container_id: bad.clone(), verbose: false }).await;
+    expect_error("ContainerStatus of the removed one", gone, Code::NotFound, &[&bad]);
 }

@@ -24,6 +24,8 @@ pub struct Runtime {
     pub(crate) cgroups: Option<crate::runtime::Cgroups>,
     /// One client per pod's shim, so its idle connections are reused across RPCs.
     shims: Mutex<ShimClients>,
+    /// Wasm creates whose shim answer is still to be read.
+    pub(crate) pending_creates: crate::runtime::PendingCreates,
 }
 
 impl Runtime {
@@ -68,6 +70,7 @@ impl Runtime {
             pod_cidr: Mutex::new(String::new()),
             cgroups,
             shims: Mutex::new(ShimClients::default()),
+            pending_creates: Default::default(),
         });
         runtime.recover().await;
         Ok(runtime)

@@ -90,6 +90,14 @@ impl ShimClient {
             .ok_or_else(|| Error::Protocol("the shim closed the connection without answering".into()))
     }
 
+    /// Puts a connection that answered back in the idle pool (if it has room).
+    fn keep(&self, conn: Connection) {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        if idle.len() < MAX_IDLE {
+            idle.push(conn);
+        }
+    }
+
     /// Sends one request and returns its response; a shim-side error becomes [`Error::Remote`].
     pub async fn call(&self, request: &Request) -> Result<Response, Error> {
         let pooled = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
@@ -110,17 +118,11 @@ impl ShimClient {
         };
         let response = serde_json::from_str(&line).map_err(|e| Error::Protocol(format!("bad response: {e}")));
         if response.is_ok() && !matches!(request, Request::Shutdown) {
-            let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-            if idle.len() < MAX_IDLE {
-                idle.push(conn);
-            }
+            self.keep(conn);
         } else {
             let _ = conn.write.shutdown().await;
         }
-        match response? {
-            Response::Error(e) => Err(Error::Remote(e)),
-            other => Ok(other),
-        }
+        remote(response?)
     }
 
     /// Opens a connection ahead of the first call, so the shim's accept and the thread that will
@@ -156,6 +158,19 @@ impl ShimClient {
 
     pub async fn create(&self, id: &str, spec: WasmSpec) -> Result<(), Error> {
         self.call(&Request::Create { id: id.into(), spec }).await.map(drop)
+    }
+
+    /// Writes a Wasm container's Create without waiting for the answer, which
+    /// [`PendingCreate`] reads later: the shim links the module and stages the container while
+    /// CreateContainer answers and the client sends StartContainer.
+    pub async fn send_create(&self, id: &str, spec: WasmSpec) -> Result<PendingCreate, Error> {
+        let pooled = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let mut conn = match pooled {
+            Some(conn) => conn,
+            None => self.open().await?,
+        };
+        self.send(&mut conn, &Request::Create { id: id.into(), spec }).await?;
+        Ok(PendingCreate { client: self.clone(), conn, id: id.into() })
     }
 
     pub async fn create_linux(&self, id: &str, spec: crate::protocol::LinuxSpec) -> Result<(), Error> {
@@ -229,6 +244,67 @@ impl ShimClient {
 
     pub async fn shutdown(&self) -> Result<(), Error> {
         self.call(&Request::Shutdown).await.map(drop)
+    }
+}
+
+/// A Create written to the shim whose answer is still on its connection
+/// ([`ShimClient::send_create`]). The shim answers the requests of a connection in order, so
+/// whatever is sent on it next is handled after the create.
+pub struct PendingCreate {
+    client: ShimClient,
+    conn: Connection,
+    id: String,
+}
+
+impl std::fmt::Debug for PendingCreate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingCreate").field("id", &self.id).field("socket", &self.client.socket).finish()
+    }
+}
+
+impl PendingCreate {
+    /// Reads the create's answer: `Ok` once the shim made the container.
+    pub async fn settle(mut self) -> Result<(), Error> {
+        let answer = self.read().await;
+        if answer.is_ok() {
+            self.client.keep(self.conn);
+        }
+        answer.map(drop)
+    }
+
+    /// Starts the container right behind its create, on the same connection: one round trip
+    /// for both answers. The outer result is the create's, the inner one the start's.
+    pub async fn start(mut self) -> Result<Result<i64, Error>, Error> {
+        let start = Request::Start { id: self.id.clone() };
+        self.client.send(&mut self.conn, &start).await?;
+        self.read().await?;
+        let started = self.read().await.and_then(|r| match r {
+            Response::Started { started_at } => Ok(started_at),
+            other => Err(unexpected(other)),
+        });
+        if started.is_ok() {
+            self.client.keep(self.conn);
+        }
+        Ok(started)
+    }
+
+    async fn read(&mut self) -> Result<Response, Error> {
+        let line = self
+            .conn
+            .lines
+            .next_line()
+            .await
+            .map_err(|source| Error::Unreachable { path: self.client.socket.clone(), source })?
+            .ok_or_else(|| Error::Protocol("the shim closed the connection without answering".into()))?;
+        remote(serde_json::from_str(&line).map_err(|e| Error::Protocol(format!("bad response: {e}")))?)
+    }
+}
+
+/// A shim-side error as [`Error::Remote`].
+fn remote(response: Response) -> Result<Response, Error> {
+    match response {
+        Response::Error(e) => Err(Error::Remote(e)),
+        other => Ok(other),
     }
 }
 

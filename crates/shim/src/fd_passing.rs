@@ -55,27 +55,44 @@ pub(crate) fn recv_with_fds(conn: &UnixStream, buf: &mut [u8]) -> std::io::Resul
     }
 }
 
-/// Reads one request line from `conn`, with the descriptors sent along with it.
-pub(crate) fn read_request(conn: &UnixStream) -> std::io::Result<(String, Vec<OwnedFd>)> {
-    let mut line = Vec::new();
-    let mut fds = Vec::new();
-    loop {
-        let mut buf = [0u8; 4096];
-        let (n, more) = recv_with_fds(conn, &mut buf)?;
-        fds.extend(more);
-        if n == 0 {
-            break;
-        }
-        line.extend_from_slice(&buf[..n]);
-        if let Some(end) = line.iter().position(|b| *b == b'\n') {
-            line.truncate(end);
-            break;
-        }
-        if line.len() > MAX_LINE {
-            return Err(std::io::Error::other("request line too long"));
-        }
+/// Reads a connection's request lines one at a time, keeping what one receive brought past the
+/// end of a line: a client may pipeline requests (the daemon sends a container's start right
+/// behind its create), and those bytes are the next request. Descriptors arrive with the
+/// receive that read the first byte of their message, and go with the line completed first.
+pub(crate) struct RequestReader<'a> {
+    conn: &'a UnixStream,
+    buffered: Vec<u8>,
+}
+
+impl<'a> RequestReader<'a> {
+    pub fn new(conn: &'a UnixStream) -> Self {
+        RequestReader { conn, buffered: Vec::new() }
     }
-    String::from_utf8(line).map(|l| (l, fds)).map_err(std::io::Error::other)
+
+    /// The next line (without its newline) and any descriptors that came with it. At the end of
+    /// the stream, what is left (empty once the client has closed).
+    pub fn next(&mut self) -> std::io::Result<(String, Vec<OwnedFd>)> {
+        let mut fds = Vec::new();
+        let line = loop {
+            if let Some(end) = self.buffered.iter().position(|b| *b == b'\n') {
+                let rest = self.buffered.split_off(end + 1);
+                let mut line = std::mem::replace(&mut self.buffered, rest);
+                line.truncate(end);
+                break line;
+            }
+            if self.buffered.len() > MAX_LINE {
+                return Err(std::io::Error::other("request line too long"));
+            }
+            let mut buf = [0u8; 4096];
+            let (n, more) = recv_with_fds(self.conn, &mut buf)?;
+            fds.extend(more);
+            if n == 0 {
+                break std::mem::take(&mut self.buffered);
+            }
+            self.buffered.extend_from_slice(&buf[..n]);
+        };
+        String::from_utf8(line).map(|l| (l, fds)).map_err(std::io::Error::other)
+    }
 }
 
 /// Writes `bytes` with `fds` attached to the first byte (the daemon's side).
@@ -138,7 +155,7 @@ mod tests {
             send_with_fds(&mut a, b"{\"x\":1}\n", &[w.as_raw_fd()]).await.unwrap();
         });
         drop(w);
-        let (line, fds) = read_request(&b).unwrap();
+        let (line, fds) = RequestReader::new(&b).next().unwrap();
         assert_eq!(line, "{\"x\":1}");
         assert_eq!(fds.len(), 1);
         // The received descriptor is the pipe's write end: what goes in comes out of `r`.
@@ -152,7 +169,20 @@ mod tests {
     fn a_request_without_descriptors_reads_as_before() {
         let (mut a, b) = UnixStream::pair().unwrap();
         a.write_all(b"\"Ping\"\n").unwrap();
-        let (line, fds) = read_request(&b).unwrap();
+        let (line, fds) = RequestReader::new(&b).next().unwrap();
         assert_eq!((line.as_str(), fds.len()), ("\"Ping\"", 0));
+    }
+
+    #[test]
+    fn requests_sent_back_to_back_are_all_read() {
+        let (mut a, b) = UnixStream::pair().unwrap();
+        a.write_all(b"\"Ping\"\n{\"Start\":{\"id\":\"c\"}}\n\"Li").unwrap();
+        let mut reader = RequestReader::new(&b);
+        assert_eq!(reader.next().unwrap().0, "\"Ping\"");
+        assert_eq!(reader.next().unwrap().0, "{\"Start\":{\"id\":\"c\"}}");
+        a.write_all(b"st\"\n").unwrap();
+        assert_eq!(reader.next().unwrap().0, "\"List\"");
+        drop(a);
+        assert_eq!(reader.next().unwrap().0, "", "closed");
     }
 }

@@ -101,9 +101,10 @@ pub(crate) fn one_malloc_arena() {
 /// Serves one connection: plain requests one after another until the client closes it; a
 /// subscription or an exec takes the connection over.
 fn handle(conn: UnixStream, supervisor: &Arc<Supervisor>, opts: &ShimOptions) -> std::io::Result<()> {
+    let mut requests = crate::fd_passing::RequestReader::new(&conn);
     loop {
         // An exec's stdio descriptors come with its request line.
-        let (line, fds) = crate::fd_passing::read_request(&conn)?;
+        let (line, fds) = requests.next()?;
         if line.is_empty() && fds.is_empty() {
             return Ok(()); // closed by the client
         }

@@ -3,7 +3,9 @@
 //! [`cgroup::Cgroups::wasm_thread_cgroup`]), then either turn the CRI config into the small [`WasmSpec`] the shim runs (argv,
 //! env, preopens, log file; the container thread joins the cgroup when it starts; the shim's
 //! `oom_score_adj` raised) or, for a Linux image, prepare an OCI bundle (see [`linux`]) the shim
-//! creates with libcontainer; record it. The cgroup and bundle are rolled back on failure.
+//! creates with libcontainer; record it. The cgroup and bundle are rolled back on failure. A Wasm
+//! container's create is written to the shim and its answer read by the next call about the
+//! container (see [`super::pending_create`]).
 
 use std::path::{Path, PathBuf};
 
@@ -112,6 +114,7 @@ impl Runtime {
         };
         let shim_start = std::time::Instant::now();
         let cgroup_time;
+        let mut pending = None;
         match artifact {
             Artifact::Compiled(artifact) => {
                 if let Some(zygote) = &self.opts.zygote {
@@ -132,14 +135,20 @@ impl Runtime {
                 }
                 tracing::debug!(sandbox.id = %sandbox.id, container.id = %id, ?spec, "creating container");
                 let shim = self.shim(&sandbox.id);
-                // join! polls the shim call first: its request is on the wire before the
-                // cgroup's mkdirs run on this thread.
-                let (created, made) = tokio::join!(shim.create(&id, spec), async { make_cgroup() });
-                match (created, made) {
-                    (Ok(()), Ok(t)) => cgroup_time = t,
+                // join! polls the shim first: the create is on the wire before the cgroup's
+                // mkdirs run on this thread. Its answer is read by the next call about the
+                // container (see `pending_create`).
+                let (sent, made) = tokio::join!(shim.send_create(&id, spec), async { make_cgroup() });
+                match (sent, made) {
+                    (Ok(sent), Ok(t)) => {
+                        pending = Some(sent);
+                        cgroup_time = t;
+                    }
                     (Err(e), _) => return Err(e.into()),
-                    (Ok(()), Err(e)) => {
-                        let _ = shim.remove(&id).await;
+                    (Ok(sent), Err(e)) => {
+                        if sent.settle().await.is_ok() {
+                            let _ = shim.remove(&id).await;
+                        }
                         return Err(e);
                     }
                 }
@@ -212,9 +221,15 @@ impl Runtime {
             cgroup: cgroup_path,
         };
         if let Err(e) = self.containers.insert(record) {
+            if let Some(sent) = pending {
+                let _ = sent.settle().await;
+            }
             let _ = self.shim(&sandbox.id).remove(&id).await;
             linux::rootfs::remove(&linux::rootfs::bundle_dir(&self.opts.state, &id));
             return Err(e);
+        }
+        if let Some(sent) = pending {
+            self.pending_creates.hold(&id, sent);
         }
         reservation.commit();
         if let Some(guard) = cgroup_guard {

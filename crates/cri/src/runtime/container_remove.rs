@@ -15,6 +15,8 @@ impl Runtime {
             Err(Error::NotFound(_)) => return Ok(RemoveContainerResponse {}),
             Err(e) => return Err(e),
         };
+        // A create the shim refused leaves nothing there to remove.
+        let _ = self.settle_create(&c.id).await;
         if c.state == ContainerState::Running {
             self.stop_in_shim(&c.id, &c.sandbox_id, 0).await?;
         }

@@ -12,7 +12,7 @@ impl Runtime {
         if c.state != ContainerState::Created {
             return Err(Error::FailedPrecondition(format!("container {} is {:?}, not created", c.id, c.state)));
         }
-        let started_at = self.shim(&c.sandbox_id).start(&c.id).await?;
+        let started_at = self.start_in_shim(&c.id, &c.sandbox_id).await?;
         // The exit event may already have landed (a short guest): never overwrite it.
         self.containers.update(&c.id, |rec| {
             if rec.state != ContainerState::Created {

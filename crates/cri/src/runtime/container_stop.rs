@@ -20,6 +20,7 @@ impl Runtime {
 
     /// Stops the container in its shim and records its exit before returning.
     pub(crate) async fn stop_in_shim(&self, id: &str, sandbox_id: &str, timeout_ms: u64) -> Result<(), Error> {
+        self.settle_create(id).await?;
         let shim = self.shim(sandbox_id);
         match shim.stop(id, timeout_ms).await {
             Ok(()) => {}

@@ -24,6 +24,9 @@ impl Runtime {
         if c.state == ContainerState::Exited {
             return Err(Error::FailedPrecondition(format!("container {} has exited", c.id)));
         }
+        // A created container's create must have reached the shim before the shim is asked
+        // about its thread or its memory cap.
+        self.settle_create(&c.id).await?;
         if let Some(cgroups) = &self.cgroups
             && !c.cgroup.is_empty()
         {

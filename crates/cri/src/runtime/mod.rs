@@ -13,6 +13,7 @@ mod exec;
 mod exec_sync;
 pub(crate) mod linux;
 mod log_reopen;
+mod pending_create;
 mod port_forward;
 mod process_args;
 mod process_exit;
@@ -30,3 +31,4 @@ mod version;
 
 
 pub(crate) use cgroup::Cgroups;
+pub(crate) use pending_create::PendingCreates;

@@ -28,6 +28,7 @@ impl Runtime {
             crate::runtime::linux::rootfs::remove(&crate::runtime::linux::rootfs::bundle_dir(&self.opts.state, &c.id));
             self.containers.remove(&c.id)?;
             self.names.release(&c.name);
+            self.pending_creates.forget(&c.id);
         }
         crate::runtime::linux::pod_files::remove(&self.opts.state, &sandbox.id)?;
         let dir = self.opts.shim_dir(&sandbox.id);

@@ -47,6 +47,7 @@ impl Runtime {
         // The shim's view: linear memory, and the thread's CPU time for a Wasm container without
         // a cgroup of its own (kept by the shim after the container exits).
         let usage = if c.state != ContainerState::Exited || c.cgroup.is_empty() {
+            let _ = self.settle_create(&c.id).await;
             match self.shim(&c.sandbox_id).stats(&c.id).await {
                 Ok(u) => Some(u),
                 Err(e) => {
