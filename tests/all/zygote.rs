@@ -129,3 +129,82 @@ async fn the_zygote_links_a_started_image_ahead_for_the_next_shims() {
     }
     let _ = second;
 }
+
+/// The network namespace a process is in (the inode `/proc/PID/ns/net` names).
+fn netns_of(pid: &str) -> String {
+    std::fs::read_link(format!("/proc/{pid}/ns/net")).unwrap().display().to_string()
+}
+
+/// After a pod with a network of its own, the spare makes the next pod's network namespace while
+/// it waits (off RunPodSandbox's path): the next such pod gets that namespace pinned, loopback
+/// up, and a pod on the node's network after it gets the node's namespace back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spare_makes_the_next_pods_network_namespace_ahead() {
+    let d = Daemon::start("zygote-netns", &[HELLO_P1]).await;
+    let log: PathBuf = d.dir.join("daemon.log");
+    let own_network = |name: &str| {
+        let mut config = d.pod_config(name);
+        let ns = config.linux.as_mut().unwrap().security_context.as_mut().unwrap().namespace_options.as_mut().unwrap();
+        ns.network = wasmlet_cri::k8s_cri::v1::NamespaceMode::Pod as i32;
+        config
+    };
+    let host = netns_of("self");
+    let first = run_pod_with(&d.cri, own_network("first")).await;
+    if host_is_v2() {
+        // On v2 a shim is born in its cgroup instead, and no spare is made.
+        assert!(spares(&log).is_empty());
+        return;
+    }
+    let spare = eventually(Duration::from_secs(5), "a spare in a network namespace of its own", || {
+        let s = spares(&log);
+        let host = host.clone();
+        async move {
+            match s.as_slice() {
+                [one] if netns_of(&one.to_string()) != host => Ok(*one),
+                other => Err(format!("spares {other:?}")),
+            }
+        }
+    })
+    .await;
+    let made_ahead = netns_of(&spare.to_string());
+
+    let second = run_pod_with(&d.cri, own_network("second")).await;
+    let info = sandbox_info(&d, &second).await;
+    assert_eq!(info["shimPid"].as_u64(), Some(u64::from(spare)), "the second pod's shim is the spare: {info}");
+    let pin = PathBuf::from(info["netns"].as_str().expect("a netns pin"));
+    let pinned = std::fs::metadata(&pin).unwrap();
+    let ns = std::fs::metadata(format!("/proc/{spare}/ns/net")).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!((pinned.dev(), pinned.ino()), (ns.dev(), ns.ino()), "the pin is the namespace the spare made");
+    assert_eq!(netns_of(&spare.to_string()), made_ahead);
+    // Its loopback is up: the hello guest runs, and `lo` is UP seen from inside.
+    let lo = std::process::Command::new("nsenter").arg(format!("--net={}", pin.display())).args(["ip", "-o", "link", "show", "lo"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&lo.stdout).contains("UP"), "lo: {}", String::from_utf8_lossy(&lo.stdout));
+
+    // The spare after it made a namespace too; a pod on the node's network leaves it.
+    let next = eventually(Duration::from_secs(5), "the next spare", || {
+        let s = spares(&log);
+        async move { if s.len() == 1 && s[0] != spare { Ok(s[0]) } else { Err(format!("{s:?}")) } }
+    })
+    .await;
+    let third = d.run_pod("third").await;
+    let info = sandbox_info(&d, &third).await;
+    assert_eq!(info["shimPid"].as_u64(), Some(u64::from(next)), "{info}");
+    assert_eq!(netns_of(&next.to_string()), host, "a hostNetwork pod's shim is in the node's namespace");
+    assert!(info["netns"].is_null(), "{info}");
+    let c = d.create(&third, "hello", HELLO_P1.image, &["node"], &[], vec![]).await;
+    d.start_container(&c).await;
+    assert_eq!(d.wait_exited(&c, Duration::from_secs(10)).await.exit_code, 0);
+    let _ = first;
+}
+
+/// PodSandboxStatus's verbose info of a pod.
+async fn sandbox_info(d: &Daemon, id: &str) -> serde_json::Value {
+    let r = d
+        .rt()
+        .pod_sandbox_status(wasmlet_cri::k8s_cri::v1::PodSandboxStatusRequest { pod_sandbox_id: id.into(), verbose: true })
+        .await
+        .unwrap()
+        .into_inner();
+    serde_json::from_str(&r.info["info"]).unwrap()
+}
