@@ -211,8 +211,9 @@ async fn stop_and_remove_a_running_container() {
     assert_eq!(d.wait_exited(&again, Duration::from_secs(10)).await.exit_code, 0);
 }
 
-/// A Wasm container gets its thread at create (it stages the instance there); one removed
-/// without ever starting ends its thread, and one started after a wait runs normally.
+/// A Wasm container gets its thread at create (it stages the instance there, just after
+/// CreateContainer answers); one removed without ever starting ends its thread, and one started
+/// after a wait runs normally.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn created_containers_that_never_start_leave_no_thread() {
     let d = Daemon::start("lifecycle-staged", &[LOGGER_P1, HELLO_P1]).await;
@@ -225,7 +226,13 @@ async fn created_containers_that_never_start_leave_no_thread() {
         ids.push(d.create(&sandbox, &format!("never-{i}"), LOGGER_P1.image, &["10"], &[], vec![]).await);
     }
     // The first container runs on the thread the shim started ahead (counted in `before`).
-    assert!(threads() >= before + 19, "a thread per created container: {before} → {}", threads());
+    // CreateContainer answers once the create is on its way to the shim, so the threads appear
+    // just after.
+    eventually(Duration::from_secs(10), "a thread per created container", || {
+        let now = threads();
+        async move { if now >= before + 19 { Ok(()) } else { Err(format!("{before} → {now}")) } }
+    })
+    .await;
     for id in ids {
         d.rt().remove_container(cri::RemoveContainerRequest { container_id: id }).await.unwrap();
     }
