@@ -83,6 +83,11 @@ impl ShimClient {
     /// One request and its response line on `conn`.
     async fn exchange(&self, conn: &mut Connection, request: &Request) -> Result<String, Error> {
         self.send(conn, request).await?;
+        self.answer(conn).await
+    }
+
+    /// The next response line on `conn`.
+    async fn answer(&self, conn: &mut Connection) -> Result<String, Error> {
         conn.lines
             .next_line()
             .await
@@ -116,7 +121,7 @@ impl ShimClient {
                 (conn, line)
             }
         };
-        let response = serde_json::from_str(&line).map_err(|e| Error::Protocol(format!("bad response: {e}")));
+        let response = parse(&line);
         if response.is_ok() && !matches!(request, Request::Shutdown) {
             self.keep(conn);
         } else {
@@ -132,10 +137,7 @@ impl ShimClient {
             return Ok(());
         }
         let conn = self.open().await?;
-        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        if idle.len() < MAX_IDLE {
-            idle.push(conn);
-        }
+        self.keep(conn);
         Ok(())
     }
 
@@ -154,10 +156,6 @@ impl ShimClient {
             Response::Pong { pid } => Ok(pid),
             other => Err(unexpected(other)),
         }
-    }
-
-    pub async fn create(&self, id: &str, spec: WasmSpec) -> Result<(), Error> {
-        self.call(&Request::Create { id: id.into(), spec }).await.map(drop)
     }
 
     /// Writes a Wasm container's Create without waiting for the answer, which
@@ -289,15 +287,14 @@ impl PendingCreate {
     }
 
     async fn read(&mut self) -> Result<Response, Error> {
-        let line = self
-            .conn
-            .lines
-            .next_line()
-            .await
-            .map_err(|source| Error::Unreachable { path: self.client.socket.clone(), source })?
-            .ok_or_else(|| Error::Protocol("the shim closed the connection without answering".into()))?;
-        remote(serde_json::from_str(&line).map_err(|e| Error::Protocol(format!("bad response: {e}")))?)
+        let line = self.client.answer(&mut self.conn).await?;
+        remote(parse(&line)?)
     }
+}
+
+/// A response line.
+fn parse(line: &str) -> Result<Response, Error> {
+    serde_json::from_str(line).map_err(|e| Error::Protocol(format!("bad response: {e}")))
 }
 
 /// A shim-side error as [`Error::Remote`].

@@ -5,12 +5,7 @@
 
 /// Best effort: a failure leaves the old title.
 pub(crate) fn set(title: &str) {
-    if let Ok(name) = std::ffi::CString::new(&title.as_bytes()[..title.len().min(15)]) {
-        // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes.
-        unsafe {
-            libc::prctl(libc::PR_SET_NAME, name.as_ptr());
-        }
-    }
+    set_thread_name(title);
     let Some((start, end)) = argv_area() else { return };
     let len = end.saturating_sub(start);
     if len < 2 {
@@ -22,6 +17,17 @@ pub(crate) fn set(title: &str) {
     // kernel reports in /proc/self/stat; nothing in the shim reads its arguments after this.
     unsafe {
         std::ptr::copy_nonoverlapping(bytes.as_ptr(), start as *mut u8, len);
+    }
+}
+
+/// Names the calling thread (`comm`: the first 15 bytes), as `ps` and `/proc/PID/task/*/comm`
+/// show it. Best effort.
+pub(crate) fn set_thread_name(name: &str) {
+    if let Ok(name) = std::ffi::CString::new(&name.as_bytes()[..name.len().min(15)]) {
+        // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes.
+        unsafe {
+            libc::prctl(libc::PR_SET_NAME, name.as_ptr());
+        }
     }
 }
 

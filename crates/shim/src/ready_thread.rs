@@ -40,21 +40,19 @@ impl ReadyThread {
     /// `/proc/PID/task/*/comm` show it), else on a new thread called `name`.
     pub fn run(&self, name: String, job: impl FnOnce() + Send + 'static) -> std::io::Result<()> {
         let ready = self.waiting.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some(tx) = ready {
-            let comm = std::ffi::CString::new(name.clone()).ok();
-            let renamed: Job = Box::new(move || {
-                if let Some(comm) = comm {
-                    // SAFETY: PR_SET_NAME reads a NUL-terminated string (the kernel keeps 15 bytes).
-                    unsafe {
-                        libc::prctl(libc::PR_SET_NAME, comm.as_ptr());
-                    }
-                }
-                job()
-            });
-            // A send fails only if the idle thread is gone; the job then gets a thread of its own.
-            let Err(returned) = tx.send(renamed) else { return Ok(()) };
-            return std::thread::Builder::new().name(name).spawn(returned.0).map(|_| ());
-        }
+        let comm = name.clone();
+        let job: Job = Box::new(move || {
+            crate::proc_title::set_thread_name(&comm);
+            job()
+        });
+        // A send fails only if the idle thread is gone; the job then gets a thread of its own.
+        let job = match ready {
+            Some(tx) => match tx.send(job) {
+                Ok(()) => return Ok(()),
+                Err(returned) => returned.0,
+            },
+            None => job,
+        };
         std::thread::Builder::new().name(name).spawn(job).map(|_| ())
     }
 }

@@ -38,8 +38,13 @@ impl PendingCreates {
         self.by_id.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn entry(&self, id: &str) -> Option<Arc<tokio::sync::Mutex<Option<PendingCreate>>>> {
-        self.lock().get(id).cloned()
+    /// The unread create of `id`, with its lock held until the caller has read the answer and
+    /// called [`PendingCreates::forget`]: meanwhile other calls about it wait.
+    async fn take(&self, id: &str) -> Option<(tokio::sync::OwnedMutexGuard<Option<PendingCreate>>, PendingCreate)> {
+        let entry = self.lock().get(id).cloned()?;
+        let mut held = entry.lock_owned().await;
+        let pending = held.take()?;
+        Some((held, pending))
     }
 
     /// Drops what is held for `id` (its pod is gone).
@@ -53,9 +58,7 @@ impl Runtime {
     /// was none to read or it made the container. A refusal is recorded (exited, `StartError`)
     /// and returned.
     pub(crate) async fn settle_create(&self, id: &str) -> Result<(), Error> {
-        let Some(entry) = self.pending_creates.entry(id) else { return Ok(()) };
-        let mut slot = entry.lock().await;
-        let Some(pending) = slot.take() else { return Ok(()) };
+        let Some((_held, pending)) = self.pending_creates.take(id).await else { return Ok(()) };
         let settled = pending.settle().await;
         self.pending_creates.forget(id);
         settled.map_err(|e| self.create_failed(id, e))
@@ -64,21 +67,18 @@ impl Runtime {
     /// Starts a container: behind its create on one connection if that is still unread, else
     /// on its own. Returns the start time the shim reports.
     pub(crate) async fn start_in_shim(&self, id: &str, sandbox_id: &str) -> Result<i64, Error> {
-        if let Some(entry) = self.pending_creates.entry(id) {
-            let mut slot = entry.lock().await;
-            if let Some(pending) = slot.take() {
-                let started = pending.start().await;
-                self.pending_creates.forget(id);
-                return match started {
-                    Ok(started) => Ok(started?),
-                    // The create (answered first) was refused: the container never existed in
-                    // the shim. A shim that is gone is reported as such, like any call to it.
-                    Err(e @ (wasmlet_shim::Error::Remote(_) | wasmlet_shim::Error::Protocol(_))) => Err(self.create_failed(id, e)),
-                    Err(e) => Err(e.into()),
-                };
-            }
+        let Some((_held, pending)) = self.pending_creates.take(id).await else {
+            return Ok(self.shim(sandbox_id).start(id).await?);
+        };
+        let started = pending.start().await;
+        self.pending_creates.forget(id);
+        match started {
+            Ok(started) => Ok(started?),
+            // The create (answered first) was refused: the container never existed in the shim.
+            // A shim that is gone is reported as such, like any call to it.
+            Err(e @ (wasmlet_shim::Error::Remote(_) | wasmlet_shim::Error::Protocol(_))) => Err(self.create_failed(id, e)),
+            Err(e) => Err(e.into()),
         }
-        Ok(self.shim(sandbox_id).start(id).await?)
     }
 
     /// Records a container the shim did not make as exited with `StartError`, and returns the
